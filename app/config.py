@@ -1,0 +1,89 @@
+"""Settings, read once from the environment (prefix ``BRANDKEEP_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Where templates, static files and migrations live: beside the ``app`` package.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# Keys that must never reach production: empty, the documented example, or short.
+_PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "development-only-secret"}
+DEVELOPMENT_SECRET = "development-only-secret"  # noqa: S105 - refused outside development
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="BRANDKEEP_", env_file=None, extra="ignore")
+
+    env: Literal["development", "production"] = "development"
+    data_dir: Path = Path(".brandkeep")
+    database_url: str = ""
+    secret_key: str = DEVELOPMENT_SECRET
+    base_url: str = "http://127.0.0.1:8000"
+
+    default_language: Literal["en", "es"] = "en"
+    default_timezone: str = "UTC"
+
+    session_days: int = Field(default=14, ge=1, le=365)
+    anonymous_session_minutes: int = Field(default=120, ge=5)
+
+    # Used by the mail and single sign-on features.
+    smtp_host: str = ""
+    smtp_port: int = 587
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    mail_from: str = "Brandkeep <no-reply@brandkeep.invalid>"
+    oidc_issuer: str = ""
+    oidc_client_id: str = ""
+    oidc_client_secret: str = ""
+
+    # Threads that serve synchronous routes: sized for the cores, not Starlette's 40.
+    threadpool_size: int = Field(default=8, ge=1, le=256)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_placeholder_secret(self) -> Settings:
+        if self.env != "development" and (
+            self.secret_key.strip().lower() in _PLACEHOLDER_SECRETS or len(self.secret_key) < 32
+        ):
+            raise ValueError(
+                "BRANDKEEP_SECRET_KEY must be set to a random value of at least 32 characters "
+                "outside development (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        return self
+
+    @property
+    def is_development(self) -> bool:
+        return self.env == "development"
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'brandkeep.sqlite3').resolve()}"
+
+    @property
+    def session_cookie_name(self) -> str:
+        # The __Host- prefix makes browsers insist on Secure, Path=/ and no Domain.
+        return "bk_session" if self.is_development else "__Host-bk_session"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,132 @@
+"""Pages: home (the user's organizations), the organization switcher, members."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from app import web
+from app.accounts import repository as accounts_repository
+from app.deps import BrowserDep, PageActor, SessionDep, verify_csrf
+from app.errors import Conflict, InvalidInput, PreconditionFailed
+from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
+from app.tenancy import service as tenancy
+from app.tenancy.deps import PageMember, PageOrg
+from app.tenancy.models import ROLES_BY_KIND, OrgKind
+from app.tenancy.service import OrgAccess
+
+router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+
+
+@router.get("/home", name="home")
+def home(request: Request, db: SessionDep, actor: PageActor) -> Response:
+    return web.render(
+        request,
+        "tenancy/home.html",
+        {"user": actor.user, "organizations": tenancy.organizations_of(db, actor.user)},
+    )
+
+
+@router.post("/switch-organization", name="switch_organization")
+def switch_organization(
+    request: Request,
+    db: SessionDep,
+    browser: BrowserDep,
+    actor: PageActor,
+    org_slug: Annotated[str, Form(max_length=64)] = "",
+) -> Response:
+    access = tenancy.org_access(db, actor, org_slug)
+    if browser.session is not None:
+        browser.session.active_organization_id = access.organization.id
+        db.add(browser.session)
+    return web.redirect(request, f"/orgs/{access.organization.slug}/members")
+
+
+def _members_context(db: SessionDep, access: OrgAccess, actor: PageActor) -> dict[str, object]:
+    members, total = tenancy.list_members(db, access, limit=200, offset=0)
+    return {
+        "user": actor.user,
+        "org": access.organization,
+        "access": access,
+        "members": members,
+        "total": total,
+        "roles": ROLES_BY_KIND[OrgKind(access.organization.kind)],
+        "can_manage": access.can("members.manage"),
+    }
+
+
+@router.get("/orgs/{org_slug}/members", name="members")
+def members_page(request: Request, db: SessionDep, actor: PageActor, access: PageOrg) -> Response:
+    access.require("members.read")
+    return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
+
+
+@router.post("/orgs/{org_slug}/members", name="add_member")
+def add_member(
+    request: Request,
+    db: SessionDep,
+    actor: PageActor,
+    access: PageOrg,
+    email: Annotated[str, Form(max_length=254)] = "",
+    role: Annotated[str, Form(max_length=16)] = "",
+) -> Response:
+    access.require("members.manage")
+    try:
+        with db.begin_nested():
+            user = accounts_repository.get_user_by_email(db, email)
+            tenancy.add_member(db, access, user=user, email=email, role=role)
+    except (InvalidInput, Conflict) as exc:
+        context = _members_context(db, access, actor)
+        errors = web.field_errors_map(request, exc.field_errors) or {
+            "email": web.translate(request, exc.message, exc.params)
+        }
+        context.update(errors=errors, values={"email": email, "role": role})
+        return web.render(request, "tenancy/members.html", context, status_code=422)
+    return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
+
+
+@router.post("/orgs/{org_slug}/members/{membership_id}/role", name="change_member_role")
+def change_member_role(
+    request: Request,
+    db: SessionDep,
+    actor: PageActor,
+    access: PageOrg,
+    member: PageMember,
+    role: Annotated[str, Form(max_length=16)] = "",
+    version: Annotated[int, Form()] = 0,
+) -> Response:
+    membership_id = member.id
+    try:
+        with db.begin_nested():
+            tenancy.change_role(db, access, membership_id, role=role, expected_version=version)
+    except (Conflict, PreconditionFailed, InvalidInput) as exc:
+        context = _members_context(db, access, actor)
+        context["member_error"] = {
+            str(membership_id): web.translate(request, exc.message, exc.params)
+        }
+        return web.render(request, "tenancy/members.html", context, status_code=exc.status_code)
+    return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
+
+
+@router.post("/orgs/{org_slug}/members/{membership_id}/remove", name="remove_member")
+def remove_member(
+    request: Request,
+    db: SessionDep,
+    actor: PageActor,
+    access: PageOrg,
+    member: PageMember,
+    version: Annotated[int, Form()] = 0,
+) -> Response:
+    membership_id = member.id
+    try:
+        with db.begin_nested():
+            tenancy.remove_member(db, access, membership_id, expected_version=version)
+    except (Conflict, PreconditionFailed, InvalidInput) as exc:
+        context = _members_context(db, access, actor)
+        context["member_error"] = {
+            str(membership_id): web.translate(request, exc.message, exc.params)
+        }
+        return web.render(request, "tenancy/members.html", context, status_code=exc.status_code)
+    return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
