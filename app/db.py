@@ -75,15 +75,18 @@ def is_sqlite(url: str | sa.URL) -> bool:
     return sa.make_url(url).get_backend_name() == "sqlite"
 
 
-def make_engine(url: str, **kwargs: Any) -> Engine:
+def make_engine(url: str, *, autocommit: bool = False, **kwargs: Any) -> Engine:
+    """An engine; ``autocommit`` is for tools that only look (each statement stands alone)."""
     if is_sqlite(url):
         engine = sa.create_engine(url, connect_args={"timeout": 30}, **kwargs)
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, begin_immediate=not autocommit)
         return engine
+    if autocommit:
+        kwargs["isolation_level"] = "AUTOCOMMIT"
     return sa.create_engine(url, pool_pre_ping=True, **kwargs)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, *, begin_immediate: bool) -> None:
     """WAL, a busy timeout, and every transaction begun IMMEDIATE.
 
     With a deferred BEGIN, two requests that read then write would deadlock and
@@ -102,17 +105,19 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.close()
 
-    @event.listens_for(engine, "begin")
-    def _on_begin(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+    if begin_immediate:
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
     """One engine and its session factory; the app and the CLI each hold one."""
 
-    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+    def __init__(self, url: str, *, autocommit: bool = False, **engine_kwargs: Any) -> None:
         self.url = url
-        self.engine = make_engine(url, **engine_kwargs)
+        self.engine = make_engine(url, autocommit=autocommit, **engine_kwargs)
         self.session_factory = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=True
         )

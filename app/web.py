@@ -68,6 +68,8 @@ def build_environment() -> Environment:
 
 
 environment = build_environment()
+# Form macros are globals, so that a block rendered alone for HTMX still has them.
+environment.globals["forms"] = environment.get_template("macros/forms.html").module
 
 
 def translate(request: Request, message: str, params: Mapping[str, Any] | None = None) -> str:
