@@ -32,6 +32,8 @@ class Settings(BaseSettings):
 
     session_days: int = Field(default=14, ge=1, le=365)
     anonymous_session_minutes: int = Field(default=120, ge=5)
+    # After an engagement ends, the agency can still read it for this long.
+    engagement_grace_days: int = Field(default=30, ge=0, le=3650)
 
     # Used by the mail and single sign-on features.
     smtp_host: str = ""

@@ -35,8 +35,11 @@ class BrandkeepError(Exception):
         params: dict[str, Any] | None = None,
         field_errors: list[FieldError] | None = None,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         self.message = message or self.title
+        # Machine-readable details added to the API's problem body (e.g. unmet items).
+        self.extra = extra or {}
         self.params = params or {}
         self.field_errors = field_errors or []
         self.headers = headers or {}

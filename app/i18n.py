@@ -70,7 +70,7 @@ def negotiate_language(header: str | None, default: str) -> str:
 
 def gettext_for(language: str, message: str, **params: Any) -> str:
     text = translations(language).gettext(message)
-    return text % params if params else text
+    return text % params
 
 
 def format_datetime(value: datetime | None, language: str, timezone: str) -> str:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -109,3 +110,34 @@ def remember(
         )
     )
     session.flush()
+
+
+def create_once(
+    session: Session,
+    *,
+    user_id: uuid.UUID,
+    key: str | None,
+    method: str,
+    path: str,
+    payload: BaseModel | dict[str, Any] | None,
+    create: Callable[[], tuple[int, Any, dict[str, str]]],
+) -> JSONResponse:
+    """Run ``create`` at most once per key: the answer is stored with the change it made."""
+    request_fingerprint = fingerprint(method, path, payload)
+    if key is not None:
+        replayed = replay(
+            session, user_id=user_id, key=key, request_fingerprint=request_fingerprint
+        )
+        if replayed is not None:
+            return replayed
+    status_code, body, headers = create()
+    if key is not None:
+        remember(
+            session,
+            user_id=user_id,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            status_code=status_code,
+            body=body,
+        )
+    return JSONResponse(body, status_code=status_code, headers=headers)

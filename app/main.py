@@ -20,7 +20,10 @@ from app.accounts import views as accounts_views
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.db import Database
 from app.deps import SignInRequired
+from app.engagements import api as engagements_api
+from app.engagements import views as engagements_views
 from app.errors import N_, BrandkeepError, FieldError, InvalidInput, NotFound
+from app.schemas import field_errors_from
 from app.tenancy import api as tenancy_api
 from app.tenancy import views as tenancy_views
 
@@ -61,8 +64,10 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(health.docs_router)
     app.include_router(accounts_views.router)
     app.include_router(tenancy_views.router)
+    app.include_router(engagements_views.router)
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(tenancy_api.router, prefix=API_PREFIX)
+    app.include_router(engagements_api.router, prefix=API_PREFIX)
 
     _install_error_handlers(app)
     _install_security_headers(app, settings)
@@ -80,6 +85,7 @@ def problem(
     detail: str | None = None,
     field_errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> JSONResponse:
     body: dict[str, Any] = {
         "type": "about:blank",
@@ -93,6 +99,7 @@ def problem(
             {"field": error.field, "message": web.translate(request, error.message, error.params)}
             for error in field_errors
         ]
+    body.update(extra or {})
     return JSONResponse(
         body, status_code=status, headers=headers, media_type="application/problem+json"
     )
@@ -130,7 +137,13 @@ def _install_error_handlers(app: FastAPI) -> None:
         if is_api(request):
             detail = message if exc.message != exc.title else None
             return problem(
-                request, exc.status_code, exc.title, detail, exc.field_errors, exc.headers
+                request,
+                exc.status_code,
+                exc.title,
+                detail,
+                exc.field_errors,
+                exc.headers,
+                exc.extra,
             )
         if exc.field_errors:
             message = " ".join(
@@ -140,14 +153,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-        errors = []
-        for error in exc.errors():
-            location = [
-                str(part)
-                for part in error.get("loc", ())
-                if part not in ("body", "query", "path", "header")
-            ]
-            errors.append(FieldError(".".join(location) or "request", error.get("msg", "invalid")))
+        errors = field_errors_from(exc.errors(), skip=("body", "query", "path", "header"))
         if is_api(request):
             return problem(request, 422, InvalidInput.title, None, errors)
         fields = ", ".join(error.field for error in errors)

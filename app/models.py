@@ -5,6 +5,19 @@ from __future__ import annotations
 from sqlmodel import SQLModel
 
 from app.accounts.models import ApiToken, User, UserSession
+from app.engagements.models import (
+    Attestation,
+    Campaign,
+    Engagement,
+    EngagementEvent,
+    Fee,
+    HandoverRoute,
+    Kpi,
+    Objective,
+    ScopeChange,
+    ScopeLine,
+    StageChange,
+)
 from app.idempotency import IdempotencyRecord
 from app.tenancy.models import Membership, Organization
 
@@ -12,9 +25,20 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "ApiToken",
+    "Attestation",
+    "Campaign",
+    "Engagement",
+    "EngagementEvent",
+    "Fee",
+    "HandoverRoute",
     "IdempotencyRecord",
+    "Kpi",
     "Membership",
+    "Objective",
     "Organization",
+    "ScopeChange",
+    "ScopeLine",
+    "StageChange",
     "User",
     "UserSession",
     "metadata",

@@ -8,11 +8,15 @@ so a page and its in-place updates cannot drift apart.
 from __future__ import annotations
 
 import contextvars
+import uuid
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlencode
 
+from babel.dates import format_date as babel_format_date
+from babel.numbers import format_percent as babel_format_percent
+from babel.numbers import get_currency_precision
 from fastapi import Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -40,6 +44,33 @@ def _datetime(value: datetime | None) -> str:
     return i18n.format_datetime(value, _language.get(), _timezone.get())
 
 
+def _date(value: date | None) -> str:
+    if value is None:
+        return "—"
+    return babel_format_date(value, "medium", locale=_language.get())
+
+
+def _percent(fraction: Any) -> str:
+    if fraction is None:
+        return "—"
+    return babel_format_percent(fraction, "#,##0.##%", locale=_language.get())
+
+
+def _major_units(minor_units: int | None, currency: str) -> str:
+    """Minor units as the plain number a person types in a form (4800000 EUR → 48000.00)."""
+    if minor_units is None:
+        return ""
+    precision = get_currency_precision(currency)
+    return f"{minor_units / 10**precision:.{precision}f}"
+
+
+def _uuid(value: Any) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(str(value))
+    except ValueError:
+        return None
+
+
 def _money(minor_units: int | None, currency: str) -> str:
     if minor_units is None:
         return "—"
@@ -62,6 +93,10 @@ def build_environment() -> Environment:
     env.install_gettext_callables(_gettext, _ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["datetime"] = _datetime
     env.filters["money"] = _money
+    env.filters["date"] = _date
+    env.filters["percent"] = _percent
+    env.filters["major_units"] = _major_units
+    env.filters["uuid"] = _uuid
     env.filters["number"] = _number
     env.globals["LANGUAGES"] = i18n.LANGUAGE_NAMES
     return env
@@ -73,8 +108,9 @@ environment.globals["forms"] = environment.get_template("macros/forms.html").mod
 
 
 def translate(request: Request, message: str, params: Mapping[str, Any] | None = None) -> str:
+    # Messages are python-format strings: a literal percent sign is written "%%".
     text = i18n.translations(request_language(request)).gettext(message)
-    return text % dict(params) if params else text
+    return text % dict(params or {})
 
 
 def request_language(request: Request) -> str:

@@ -21,6 +21,7 @@ CAPABILITIES: dict[tuple[OrgKind, Role], frozenset[str]] = {
             "engagement.open",
             "engagement.edit",
             "engagement.stage",
+            "engagement.attest",
             "agency.compare",
             "post.approve",
             "deliverable.accept",
@@ -34,6 +35,7 @@ CAPABILITIES: dict[tuple[OrgKind, Role], frozenset[str]] = {
             "engagement.open",
             "engagement.edit",
             "engagement.stage",
+            "engagement.attest",
             "agency.compare",
             "post.approve",
             "deliverable.accept",
@@ -51,6 +53,7 @@ CAPABILITIES: dict[tuple[OrgKind, Role], frozenset[str]] = {
             "members.manage",
             "org.settings",
             "engagement.respond",
+            "engagement.attest",
             "post.draft",
             "deliverable.deliver",
             "result.report",
@@ -61,6 +64,7 @@ CAPABILITIES: dict[tuple[OrgKind, Role], frozenset[str]] = {
         _READ
         | {
             "engagement.respond",
+            "engagement.attest",
             "post.draft",
             "deliverable.deliver",
             "result.report",
@@ -72,6 +76,13 @@ CAPABILITIES: dict[tuple[OrgKind, Role], frozenset[str]] = {
 
 # Why a capability is refused, in words a person understands.
 REFUSAL_REASONS: dict[str, str] = {
+    "engagement.open": N_("Only the brand's owners and account leads open engagements."),
+    "engagement.edit": N_("Only the brand's owners and account leads change an engagement."),
+    "engagement.stage": N_("Only the brand's owners and account leads change the stage."),
+    "engagement.respond": N_("Only the agency's owners and managers answer a proposal."),
+    "engagement.attest": N_(
+        "Only owners and account leads of the brand, or owners and managers of the agency, attest."
+    ),
     "members.manage": N_("Only an owner of the organization can manage its members."),
     "org.settings": N_("Only an owner of the organization can change its settings."),
 }
