@@ -13,7 +13,7 @@ from sqlmodel import Session
 
 from app.accounts import service as accounts
 from app.accounts.models import TokenScope, User, UserSession
-from app.config import Settings, get_settings
+from app.config import Settings
 from app.db import Database
 from app.errors import (
     N_,
@@ -25,6 +25,7 @@ from app.errors import (
     Unauthenticated,
 )
 from app.tenancy.service import Actor, actor_for
+from app.web import settings_of
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -45,7 +46,13 @@ def get_db_session(request: Request) -> Iterator[Session]:
 
 
 SessionDep = Annotated[Session, Depends(get_db_session, scope="function")]
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+
+
+def get_app_settings(request: Request) -> Settings:
+    return settings_of(request)
+
+
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 
 
 class SignInRequired(Unauthenticated):
@@ -95,7 +102,7 @@ BrowserDep = Annotated[Browser, Depends(get_browser)]
 def ensure_browser_session(request: Request, db: Session, browser: Browser) -> UserSession:
     """Pages with forms for visitors (sign-in, sign-up) need a session to bind CSRF to."""
     if browser.session is None:
-        settings = get_settings()
+        settings = settings_of(request)
         browser.session, raw = accounts.start_session(
             db,
             settings,
@@ -112,7 +119,7 @@ def start_signed_in_session(request: Request, db: Session, browser: Browser, use
     """Rotate the session id at sign-in: a planted pre-sign-in id is useless after."""
     browser.session, raw = accounts.start_session(
         db,
-        get_settings(),
+        settings_of(request),
         user=user,
         ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
@@ -131,7 +138,7 @@ def set_flash(db: Session, browser: Browser, message: str) -> None:
 
 def _same_origin(url: str, request: Request) -> bool:
     parts = urlsplit(url)
-    base = urlsplit(get_settings().base_url)
+    base = urlsplit(settings_of(request).base_url)
     own = {(base.scheme, base.netloc), (request.url.scheme, request.url.netloc)}
     return (parts.scheme, parts.netloc) in own
 
@@ -195,9 +202,9 @@ def get_api_actor(
     if scheme.lower() != "bearer" or not raw.strip():
         raise BrandkeepError(N_("The Authorization header must be: Bearer <token>."))
     user, token = accounts.authenticate_token(db, raw.strip())
+    request.state.language = user.language or settings_of(request).default_language
     if request.method not in SAFE_METHODS and token.scope != TokenScope.write:
         raise Forbidden(N_("This token is read-only; create a token with the write scope."))
-    request.state.language = user.language or get_settings().default_language
     return actor_for(db, user, token)
 
 

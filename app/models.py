@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from sqlmodel import SQLModel
 
-from app.accounts.models import ApiToken, User, UserSession
+from app.accounts.models import (
+    ApiToken,
+    PasswordReset,
+    SecurityEvent,
+    ThrottleEvent,
+    User,
+    UserIdentity,
+    UserSession,
+)
 from app.engagements.models import (
     Attestation,
     Campaign,
@@ -19,7 +27,8 @@ from app.engagements.models import (
     StageChange,
 )
 from app.idempotency import IdempotencyRecord
-from app.tenancy.models import Membership, Organization
+from app.jobs.models import DevMail, OutboxJob
+from app.tenancy.models import Invitation, Membership, Organization, SsoSettings
 
 metadata = SQLModel.metadata
 
@@ -27,19 +36,27 @@ __all__ = [
     "ApiToken",
     "Attestation",
     "Campaign",
+    "DevMail",
     "Engagement",
     "EngagementEvent",
     "Fee",
     "HandoverRoute",
     "IdempotencyRecord",
+    "Invitation",
     "Kpi",
     "Membership",
     "Objective",
     "Organization",
+    "OutboxJob",
+    "PasswordReset",
     "ScopeChange",
     "ScopeLine",
+    "SecurityEvent",
+    "SsoSettings",
     "StageChange",
+    "ThrottleEvent",
     "User",
+    "UserIdentity",
     "UserSession",
     "metadata",
 ]

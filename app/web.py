@@ -23,7 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from markupsafe import Markup
 
 from app import i18n
-from app.config import PROJECT_ROOT, get_settings
+from app.config import PROJECT_ROOT, Settings
 from app.errors import FieldError
 
 TEMPLATES_DIR = PROJECT_ROOT / "templates"
@@ -107,6 +107,12 @@ environment = build_environment()
 environment.globals["forms"] = environment.get_template("macros/forms.html").module
 
 
+def settings_of(request: Request) -> Settings:
+    """The settings the app was built with (not the environment's, which tests change)."""
+    settings: Settings = request.app.state.settings
+    return settings
+
+
 def translate(request: Request, message: str, params: Mapping[str, Any] | None = None) -> str:
     # Messages are python-format strings: a literal percent sign is written "%%".
     text = i18n.translations(request_language(request)).gettext(message)
@@ -118,7 +124,7 @@ def request_language(request: Request) -> str:
     if language:
         return str(language)
     return i18n.negotiate_language(
-        request.headers.get("accept-language"), get_settings().default_language
+        request.headers.get("accept-language"), settings_of(request).default_language
     )
 
 
@@ -196,7 +202,7 @@ def url_with_query(url: str, **params: str | None) -> str:
 
 def apply_session_cookie(request: Request, response: Response) -> None:
     """Set or clear the session cookie if this request started, rotated or ended one."""
-    settings = get_settings()
+    settings = settings_of(request)
     change = getattr(request.state, "session_cookie_change", None)
     if change is None:
         return
