@@ -136,12 +136,12 @@ def objectives_and_kpis(facts: Facts) -> Outcome:
     ]
     if incomplete:
         return _missing(
-            N_("%(count)d of %(total)d KPIs lack a target, a baseline or an owner."),
+            N_("KPIs lacking a target, a baseline or an owner: %(count)d of %(total)d."),
             count=len(incomplete),
             total=len(facts.kpis),
         )
     return _holds(
-        N_("%(objectives)d objectives; %(total)d KPIs, each with target, baseline and owner."),
+        N_("Objectives: %(objectives)d. KPIs: %(total)d, each with target, baseline and owner."),
         objectives=len(facts.objectives),
         total=len(facts.kpis),
     )
@@ -155,14 +155,14 @@ def business_measure(facts: Facts) -> Outcome:
         return _missing(
             N_("No KPI is a business measure: social metrics are indicators, not measures.")
         )
-    return _holds(N_("%(count)d KPIs are business measures."), count=len(measures))
+    return _holds(N_("KPIs that are business measures: %(count)d."), count=len(measures))
 
 
 def tracking(facts: Facts) -> Outcome:
     engagement = facts.engagement
     if engagement.utm_campaign or engagement.coupon_codes:
         return _holds(
-            N_("UTM campaign %(utm)s; %(coupons)d coupon codes."),
+            N_("UTM campaign: %(utm)s. Coupon codes: %(coupons)d."),
             utm=engagement.utm_campaign or "—",
             coupons=len(engagement.coupon_codes),
         )
@@ -185,7 +185,7 @@ def approval_policy(facts: Facts) -> Outcome:
             return _missing(
                 N_("Nobody in the brand can decide step %(step)s yet."), step=step.get("name", "?")
             )
-    return _holds(N_("%(count)d approval steps, each with brand approvers."), count=len(steps))
+    return _holds(N_("Approval steps: %(count)d, each with brand approvers."), count=len(steps))
 
 
 def _route(facts: Facts, kind: RouteKind) -> HandoverRoute | None:
@@ -233,11 +233,13 @@ def campaigns_tied_to_kpi(facts: Facts) -> Outcome:
     loose = [campaign for campaign in facts.campaigns if campaign.kpi_id is None]
     if loose:
         return _missing(
-            N_("%(count)d of %(total)d campaigns have no KPI."),
+            N_("Campaigns without a KPI: %(count)d of %(total)d."),
             count=len(loose),
             total=len(facts.campaigns),
         )
-    return _holds(N_("All %(total)d campaigns are tied to a KPI."), total=len(facts.campaigns))
+    return _holds(
+        N_("Every campaign is tied to a KPI (%(total)d in all)."), total=len(facts.campaigns)
+    )
 
 
 def initiatives_with_measure(facts: Facts) -> Outcome:
@@ -246,7 +248,7 @@ def initiatives_with_measure(facts: Facts) -> Outcome:
     loose = [campaign for campaign in new if campaign.kpi_id is None]
     if loose:
         return _missing(
-            N_("%(count)d campaigns launched in maturity have no success measure."),
+            N_("Campaigns launched in maturity without a success measure: %(count)d."),
             count=len(loose),
         )
     return _holds(N_("Every initiative since maturity has its success measure."))

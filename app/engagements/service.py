@@ -306,8 +306,7 @@ def set_status(session: Session, granted: EngagementAccess, status: Status) -> E
     }
     if status not in allowed or current not in allowed[status]:
         raise Conflict(
-            N_("An engagement that is %(current)s cannot become %(status)s."),
-            params={"current": current.value, "status": status.value},
+            N_("This change of status is not possible from the engagement's current status.")
         )
     values: dict[str, Any] = {"status": status}
     if status == Status.ended:
@@ -896,7 +895,7 @@ def change_stage(
         if not reason:
             raise Conflict(
                 N_(
-                    "The checklist does not hold yet: %(count)d items are unmet. "
+                    "The checklist does not hold yet (unmet items: %(count)d). "
                     "Fix them, or override with a written reason."
                 ),
                 params={"count": len(gate.unmet)},

@@ -10,7 +10,7 @@ from fastapi.responses import Response
 from app import web
 from app.accounts import repository as accounts_repository
 from app.deps import BrowserDep, PageActor, SessionDep, verify_csrf
-from app.errors import Conflict, InvalidInput, PreconditionFailed
+from app.errors import BrandkeepError, Conflict, InvalidInput, PreconditionFailed
 from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
 from app.tenancy import service as tenancy
 from app.tenancy.deps import PageMember, PageOrg
@@ -42,6 +42,12 @@ def switch_organization(
         browser.session.active_organization_id = access.organization.id
         db.add(browser.session)
     return web.redirect(request, f"/orgs/{access.organization.slug}/members")
+
+
+def _error_text(request: Request, exc: BrandkeepError) -> str:
+    """What went wrong, in words: the field's own message rather than a generic title."""
+    field_messages = web.field_errors_map(request, exc.field_errors).values()
+    return " ".join(field_messages) or web.translate(request, exc.message, exc.params)
 
 
 def _members_context(db: SessionDep, access: OrgAccess, actor: PageActor) -> dict[str, object]:
@@ -103,9 +109,7 @@ def change_member_role(
             tenancy.change_role(db, access, membership_id, role=role, expected_version=version)
     except (Conflict, PreconditionFailed, InvalidInput) as exc:
         context = _members_context(db, access, actor)
-        context["member_error"] = {
-            str(membership_id): web.translate(request, exc.message, exc.params)
-        }
+        context["member_error"] = {str(membership_id): _error_text(request, exc)}
         return web.render(request, "tenancy/members.html", context, status_code=exc.status_code)
     return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
 
@@ -125,8 +129,6 @@ def remove_member(
             tenancy.remove_member(db, access, membership_id, expected_version=version)
     except (Conflict, PreconditionFailed, InvalidInput) as exc:
         context = _members_context(db, access, actor)
-        context["member_error"] = {
-            str(membership_id): web.translate(request, exc.message, exc.params)
-        }
+        context["member_error"] = {str(membership_id): _error_text(request, exc)}
         return web.render(request, "tenancy/members.html", context, status_code=exc.status_code)
     return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
