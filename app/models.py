@@ -13,6 +13,7 @@ from app.accounts.models import (
     UserIdentity,
     UserSession,
 )
+from app.audit.models import AuditEntry
 from app.engagements.models import (
     Attestation,
     Campaign,
@@ -35,6 +36,7 @@ metadata = SQLModel.metadata
 __all__ = [
     "ApiToken",
     "Attestation",
+    "AuditEntry",
     "Campaign",
     "DevMail",
     "Engagement",

@@ -15,6 +15,7 @@ from typing import Any
 from babel.numbers import get_currency_precision, list_currencies
 from sqlmodel import Session, SQLModel
 
+from app.audit import service as audit
 from app.config import get_settings
 from app.db import utcnow
 from app.engagements import checklist, repository
@@ -216,6 +217,19 @@ def _health_flags(engagement: Engagement, status: Status, today: date) -> list[s
     return flags
 
 
+def brands_that_can_open(session: Session, actor: Actor) -> list[Organization]:
+    """The brands in which this person may open engagements (owners and account leads)."""
+    found = []
+    for membership, org in tenancy_repository.list_user_organizations(session, actor.user.id):
+        if (
+            org.id in actor.org_ids
+            and org.kind == OrgKind.brand
+            and can(OrgKind.brand, membership.role, "engagement.open")
+        ):
+            found.append(org)
+    return found
+
+
 # --- opening and responding --------------------------------------------------
 
 
@@ -395,6 +409,15 @@ def update(
                 after=changed,
             )
         )
+        _audit(
+            session,
+            engagement,
+            granted.actor,
+            "engagement_changed",
+            "engagement",
+            engagement.id,
+            {"before": {key: before[key] for key in changed}, "after": changed},
+        )
     return engagement
 
 
@@ -431,6 +454,30 @@ def _event(
             detail=detail,
         )
     )
+    _audit(session, engagement, actor, kind, "engagement", engagement.id, detail)
+
+
+def _audit(
+    session: Session,
+    engagement: Engagement,
+    actor: Actor,
+    kind: str,
+    subject_type: str,
+    subject_id: Any,
+    data: dict[str, Any],
+) -> None:
+    """Every state change lands on the engagement's hash-chained audit record too."""
+    audit.append(
+        session,
+        organization_id=engagement.brand_id,
+        engagement_id=engagement.id,
+        actor_id=actor.user.id,
+        actor=f"{actor.user.name} <{actor.user.email}>",
+        kind=kind,
+        subject_type=subject_type,
+        subject_id=subject_id,
+        data=data,
+    )
 
 
 # --- scope of work -------------------------------------------------------------
@@ -445,16 +492,24 @@ def _scope_change(
     after: SQLModel | None,
 ) -> None:
     engagement = granted.engagement
-    session.add(
-        ScopeChange(
-            brand_id=engagement.brand_id,
-            engagement_id=engagement.id,
-            actor_id=granted.actor.user.id,
-            subject=subject,
-            action=action,
-            before=_row_dict(before) if before else None,
-            after=_row_dict(after) if after else None,
-        )
+    change = ScopeChange(
+        brand_id=engagement.brand_id,
+        engagement_id=engagement.id,
+        actor_id=granted.actor.user.id,
+        subject=subject,
+        action=action,
+        before=_row_dict(before) if before else None,
+        after=_row_dict(after) if after else None,
+    )
+    session.add(change)
+    _audit(
+        session,
+        engagement,
+        granted.actor,
+        f"{subject}_{action}",
+        subject,
+        (after or before).id if (after or before) is not None else None,  # type: ignore[union-attr]
+        {"before": change.before, "after": change.after},
     )
 
 
@@ -926,6 +981,21 @@ def change_stage(
     )
     session.add(change)
     session.flush()
+    _audit(
+        session,
+        engagement,
+        granted.actor,
+        "stage_changed",
+        "stage",
+        change.id,
+        {
+            "from": current.value,
+            "to": target.value,
+            "overridden": overridden,
+            "reason": reason,
+            "checklist": change.checklist,
+        },
+    )
     return change
 
 

@@ -40,8 +40,6 @@ from app.errors import N_, Conflict, FieldError, InvalidInput, NotFound, Precond
 from app.results.metrics import METRICS, Unit, get_metric
 from app.schemas import parse_input
 from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
-from app.tenancy import service as tenancy
-from app.tenancy.models import OrgKind
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
@@ -182,12 +180,7 @@ def _number(form: FormData, name: str, unit: Unit | None) -> str | None:
 @router.get("/engagements", name="engagements")
 def engagements_page(request: Request, db: SessionDep, actor: PageActor) -> Response:
     summaries, total = service.list_engagements(db, actor, limit=200, offset=0)
-    brand_orgs = [
-        org
-        for membership, org in tenancy.organizations_of(db, actor.user)
-        if org.kind == OrgKind.brand
-        and tenancy.org_access(db, actor, org.slug).can("engagement.open")
-    ]
+    brand_orgs = service.brands_that_can_open(db, actor)
     by_side: dict[str, list[service.EngagementSummary]] = {"brand": [], "agency": []}
     for summary in summaries:
         side = "brand" if summary.engagement.brand_id in actor.org_ids else "agency"
@@ -200,12 +193,7 @@ def engagements_page(request: Request, db: SessionDep, actor: PageActor) -> Resp
 
 
 def _new_context(db: SessionDep, actor: PageActor) -> dict[str, Any]:
-    brands = [
-        org
-        for _m, org in tenancy.organizations_of(db, actor.user)
-        if org.kind == OrgKind.brand
-        and tenancy.org_access(db, actor, org.slug).can("engagement.open")
-    ]
+    brands = service.brands_that_can_open(db, actor)
     return {
         "user": actor.user,
         "brands": brands,
@@ -296,21 +284,28 @@ def _act(
     form: FormData,
     action: Callable[[], object],
     anchor: str = "",
+    notice_fields: tuple[str, ...] = (),
 ) -> Response:
-    """Run one change in a savepoint; answer with the page (in place) or its errors."""
+    """Run one change in a savepoint; answer with the page (in place) or its errors.
+
+    Errors on ``notice_fields`` (hidden inputs, which have no place to show an
+    error beside them) are shown as the form's notice instead.
+    """
     try:
         with db.begin_nested():
             action()
     except (InvalidInput, Conflict, PreconditionFailed) as exc:
         db.refresh(granted.engagement)
         context = _page_context(db, granted)
+        errors = web.field_errors_map(request, exc.field_errors)
+        notices = [errors[name] for name in notice_fields if name in errors]
+        if not exc.field_errors:
+            notices = [web.translate(request, exc.message, exc.params)]
         context.update(
             form=form_name,
-            errors=web.field_errors_map(request, exc.field_errors),
+            errors=errors,
             values=dict(form.items()),
-            form_message=None
-            if exc.field_errors
-            else web.translate(request, exc.message, exc.params),
+            form_message=" ".join(notices) or None,
         )
         return web.render(
             request, "engagements/engagement.html", context, status_code=exc.status_code
@@ -698,7 +693,7 @@ def change_stage(
     request: Request, db: SessionDep, granted: PageEngagement, form: FormDep
 ) -> Response:
     return _act(
-        request, db, granted, form_name="stage", form=form, anchor="stage",
+        request, db, granted, form_name="stage", form=form, anchor="stage", notice_fields=("to",),
         action=lambda: service.change_stage(
             db, granted, to=_text(form, "to") or "", reason=_text(form, "reason") or ""
         ),

@@ -1,0 +1,149 @@
+"""The audit record: every engagement change lands on a hash chain that detects tampering."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from datetime import date
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlmodel import Session, select
+
+from app.audit import service as audit
+from app.audit.models import AuditEntry
+from app.db import Database
+from app.engagements import service as engagements
+from app.engagements.schemas import EngagementCreate, ObjectiveIn, ScopeLineIn
+from app.tenancy.service import actor_for
+from tests.factories import create_org, person_in
+
+
+def _engagement_with_history(db: Session) -> uuid.UUID:
+    brand = create_org(db, kind="brand", name="Cumbre")
+    agency = create_org(db, kind="agency", name="Sierra Social")
+    lead = person_in(db, brand, "lead")
+    actor = actor_for(db, lead)
+    engagement = engagements.open_engagement(
+        db,
+        actor,
+        brand_slug=brand.slug,
+        data=EngagementCreate(
+            name="Launch", agency=agency.slug, start_date=date(2026, 1, 1), currency="EUR"
+        ),
+    )
+    granted = engagements.access(db, actor, engagement.id)
+    engagements.add_scope_line(db, granted, ScopeLineIn(kind="posts", quantity=8))
+    engagements.add_objective(db, granted, ObjectiveIn(text="Sell more"))
+    db.commit()
+    return engagement.id
+
+
+def test_each_change_appends_a_linked_entry(db: Session, database: Database) -> None:
+    engagement_id = _engagement_with_history(db)
+    entries = db.exec(
+        select(AuditEntry).where(AuditEntry.chain_id == engagement_id).order_by(AuditEntry.seq)
+    ).all()
+    assert [entry.kind for entry in entries] == ["proposed", "scope_line_added"]
+    assert entries[0].prev_hash == audit.GENESIS
+    assert entries[1].prev_hash == entries[0].hash
+    with database.session_scope() as session:
+        result = audit.verify_chain(session, engagement_id)
+    assert result.ok and result.length == 2
+
+
+def _tamper(database_url: str, engagement_id: uuid.UUID, seq: int) -> None:
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            # The trigger refuses edits; only a superuser switching triggers off gets past it.
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        connection.execute(
+            sa.text(
+                "UPDATE audit_entry SET actor = 'someone else' WHERE chain_id = :c AND seq = :s"
+            ),
+            {
+                "c": engagement_id.hex if connection.dialect.name == "sqlite" else engagement_id,
+                "s": seq,
+            },
+        )
+    engine.dispose()
+
+
+def test_an_edited_entry_is_named_by_verify(
+    db: Session, database: Database, database_url: str
+) -> None:
+    engagement_id = _engagement_with_history(db)
+    _tamper(database_url, engagement_id, 1)
+    with database.session_scope() as session:
+        result = audit.verify_chain(session, engagement_id)
+    assert not result.ok
+    assert result.broken_at == 1
+    assert "changed" in (result.reason or "")
+
+
+def test_the_command_line_verify_fails_and_names_the_entry(
+    db: Session, database_url: str, tmp_path: Path
+) -> None:
+    engagement_id = _engagement_with_history(db)
+    command = [str(Path(sys.executable).parent / "brandkeep"), "audit", "verify"]
+    env = {"BRANDKEEP_DATABASE_URL": database_url, "BRANDKEEP_DATA_DIR": str(tmp_path), "PATH": ""}
+    good = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert good.returncode == 0, good.stderr
+    assert str(engagement_id) in good.stdout
+    _tamper(database_url, engagement_id, 2)
+    bad = subprocess.run(
+        [*command, "--engagement", str(engagement_id)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert bad.returncode == 1
+    assert f"{engagement_id}" in bad.stdout + bad.stderr
+    assert "entry 2" in bad.stdout + bad.stderr
+
+
+def test_removing_the_newest_entries_is_caught_by_a_checkpoint(
+    db: Session, database: Database, database_url: str
+) -> None:
+    engagement_id = _engagement_with_history(db)
+    secret = "a-test-secret-of-enough-length-for-hmac"
+    with database.session_scope() as session:
+        saved = audit.checkpoint(audit.verify_chain(session, engagement_id), secret)
+        assert audit.check_checkpoint(session, saved, secret) is None
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        connection.execute(
+            sa.text("DELETE FROM audit_entry WHERE seq = 2 AND chain_id = :c"),
+            {"c": engagement_id.hex if connection.dialect.name == "sqlite" else engagement_id},
+        )
+    engine.dispose()
+    with database.session_scope() as session:
+        # What is left still links up; only the checkpoint knows something is gone.
+        assert audit.verify_chain(session, engagement_id).ok
+        problem = audit.check_checkpoint(session, saved, secret)
+    assert problem is not None and "removed" in problem
+    forged = dict(saved, length=1)
+    with database.session_scope() as session:
+        assert "signature" in (audit.check_checkpoint(session, forged, secret) or "")
+    assert json.dumps(saved)  # a checkpoint is plain JSON the brand can keep
+
+
+def test_postgresql_refuses_to_edit_or_delete_entries(db: Session, database_url: str) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("the refusing trigger is PostgreSQL's; SQLite relies on the chain alone")
+    engagement_id = _engagement_with_history(db)
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool)
+    for statement in (
+        "UPDATE audit_entry SET actor = 'x' WHERE chain_id = :c",
+        "DELETE FROM audit_entry WHERE chain_id = :c",
+    ):
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
+            connection.execute(sa.text(statement), {"c": engagement_id})
+    engine.dispose()
