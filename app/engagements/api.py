@@ -50,7 +50,7 @@ BrandSlug = Annotated[
 
 def engagement_out(db: SessionDep, engagement: Engagement) -> EngagementOut:
     brand, agency = service.parties(db, engagement)
-    data = engagement.model_dump()
+    data = engagement.model_dump(warnings=False)  # enum columns load as plain strings
     data.update(
         brand=brand.slug,
         agency=agency.slug,
@@ -62,7 +62,7 @@ def engagement_out(db: SessionDep, engagement: Engagement) -> EngagementOut:
 def kpi_out(kpi: Kpi) -> KpiOut:
     metric = get_metric(kpi.metric)
     return KpiOut(
-        **kpi.model_dump(exclude={"brand_id", "created_at"}),
+        **kpi.model_dump(exclude={"brand_id", "created_at"}, warnings=False),
         metric_name=metric.name_en if metric else kpi.metric,
         business_measure=bool(metric and metric.is_business_measure),
         unit=metric.unit.value if metric else "count",

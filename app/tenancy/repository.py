@@ -115,6 +115,16 @@ def lock_owner_rows(session: Session, org_id: AccessibleOrganizationID) -> None:
     ).all()
 
 
+def lock_organization(session: Session, org_id: AccessibleOrganizationID) -> None:
+    """Serialise changes to who belongs to an organization (PostgreSQL; SQLite already is).
+
+    ``FOR NO KEY UPDATE``, so rows that merely refer to the organization are not held up.
+    """
+    session.exec(
+        select(Organization.id).where(Organization.id == org_id).with_for_update(key_share=True)
+    ).all()
+
+
 def update_role_if_version(
     session: Session, membership_id: uuid.UUID, *, expected_version: int, role: Role
 ) -> bool:

@@ -12,6 +12,9 @@ from dataclasses import dataclass
 from sqlmodel import Session
 
 from app.accounts.models import ApiToken, User
+from app.accounts.security_events import SecurityEventKind
+from app.accounts.security_events import record as record_security_event
+from app.db import set_tenant_context
 from app.errors import (
     N_,
     Conflict,
@@ -57,9 +60,16 @@ class OrgAccess:
 
 
 def actor_for(session: Session, user: User, token: ApiToken | None = None) -> Actor:
+    """Who is asking; also sets the row-level security context (PostgreSQL) for the transaction.
+
+    The user id goes first, so that their memberships are readable, then the
+    organizations computed from them.
+    """
+    set_tenant_context(session, user_id=user.id)
     org_ids = repository.get_accessible_org_ids(
         session, user_id=user.id, token_org_id=token.organization_id if token else None
     )
+    set_tenant_context(session, org_ids=org_ids)
     return Actor(user=user, org_ids=org_ids, token=token)
 
 
@@ -115,15 +125,31 @@ def create_organization(
 
 
 def add_membership(
-    session: Session, *, organization: Organization, user: User, role: Role
+    session: Session,
+    *,
+    organization: Organization,
+    user: User,
+    role: Role,
+    actor: User | uuid.UUID | None = None,
 ) -> Membership:
     """Used when an organization is created and by owners adding people."""
     _check_role_fits(organization, role)
-    if repository.get_membership(session, AccessibleOrganizationID(organization.id), user.id):
+    org_id = AccessibleOrganizationID(organization.id)
+    # Two owners adding the same person at once: the second waits, then sees the first.
+    repository.lock_organization(session, org_id)
+    if repository.get_membership(session, org_id, user.id):
         raise Conflict(N_("%(email)s is already a member."), params={"email": user.email})
     membership = Membership(organization_id=organization.id, user_id=user.id, role=role)
     session.add(membership)
     session.flush()
+    record_security_event(
+        session,
+        SecurityEventKind.membership_added,
+        user=user,
+        actor=actor,
+        organization_id=organization.id,
+        detail={"role": str(role)},
+    )
     return membership
 
 
@@ -168,7 +194,13 @@ def add_member(
                 )
             ]
         )
-    return add_membership(session, organization=access.organization, user=user, role=role)
+    return add_membership(
+        session,
+        organization=access.organization,
+        user=user,
+        role=role,
+        actor=access.membership.user_id,
+    )
 
 
 def change_role(
@@ -191,7 +223,16 @@ def change_role(
         session, membership.id, expected_version=expected_version, role=role
     ):
         raise PreconditionFailed()
+    previous_role = membership.role
     session.refresh(membership)
+    record_security_event(
+        session,
+        SecurityEventKind.membership_role_changed,
+        user=membership.user_id,
+        actor=access.membership.user_id,
+        organization_id=access.organization.id,
+        detail={"from": str(previous_role), "to": str(role)},
+    )
     return membership
 
 
@@ -207,6 +248,14 @@ def remove_member(
         _refuse_losing_last_owner(session, access)
     if not repository.delete_if_version(session, membership.id, expected_version=expected_version):
         raise PreconditionFailed()
+    record_security_event(
+        session,
+        SecurityEventKind.membership_removed,
+        user=membership.user_id,
+        actor=access.membership.user_id,
+        organization_id=access.organization.id,
+        detail={"role": str(membership.role)},
+    )
     session.expunge(membership)
 
 
