@@ -80,7 +80,7 @@ def validate_steps(
                 )
                 break
             people.append(str(person_id))
-        if not roles and not people:
+        if not roles and not people_raw:
             errors.append(
                 FieldError(f"{field}.roles", N_("Say who may decide: a role or named people."))
             )
