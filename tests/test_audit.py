@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
+from app.accounts.models import User
 from app.audit import service as audit
 from app.audit.models import AuditEntry
 from app.db import Database
 from app.engagements import service as engagements
 from app.engagements.schemas import EngagementCreate, ObjectiveIn, ScopeLineIn
+from app.tenancy.models import Organization
 from app.tenancy.service import actor_for
-from tests.factories import create_org, person_in
+from tests.factories import bearer, create_org, create_token, person_in, sign_in
 
 
 def _engagement_with_history(db: Session) -> uuid.UUID:
@@ -147,3 +150,34 @@ def test_postgresql_refuses_to_edit_or_delete_entries(db: Session, database_url:
         with pytest.raises(sa.exc.DBAPIError, match="append-only"), engine.begin() as connection:
             connection.execute(sa.text(statement), {"c": engagement_id})
     engine.dispose()
+
+
+def test_the_record_is_exported_and_shown_verified(client: TestClient, db: Session) -> None:
+    engagement_id = _engagement_with_history(db)
+    lead = db.exec(select(AuditEntry).where(AuditEntry.chain_id == engagement_id)).first()
+    assert lead is not None and lead.actor_id is not None
+    user = db.get(User, lead.actor_id)
+    brand = db.get(Organization, lead.organization_id)
+    assert user is not None and brand is not None
+    token = create_token(db, user, brand, scope="read")
+    as_json = client.get(f"/api/v1/engagements/{engagement_id}/audit", headers=bearer(token))
+    assert as_json.status_code == 200
+    body = as_json.json()
+    assert body["verified"] is True and body["length"] == 2
+    assert [entry["kind"] for entry in body["entries"]] == ["proposed", "scope_line_added"]
+    as_csv = client.get(
+        f"/api/v1/engagements/{engagement_id}/audit?format=csv", headers=bearer(token)
+    )
+    assert as_csv.headers["content-type"].startswith("text/csv")
+    assert as_csv.text.splitlines()[0].startswith("seq,at,actor,kind")
+    assert len(as_csv.text.splitlines()) == 3
+    bad = client.get(f"/api/v1/engagements/{engagement_id}/audit?format=xml", headers=bearer(token))
+    assert bad.status_code == 422
+    checkpoint = client.get(
+        f"/api/v1/engagements/{engagement_id}/audit/checkpoint", headers=bearer(token)
+    )
+    assert checkpoint.json()["length"] == 2 and checkpoint.json()["signature"]
+    sign_in(client, user.email)
+    page = client.get(f"/engagements/{engagement_id}/audit")
+    assert page.status_code == 200
+    assert "The chain verifies" in page.text

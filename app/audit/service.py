@@ -171,3 +171,29 @@ def check_checkpoint(session: Session, saved: dict[str, Any], secret_key: str) -
     if length and entries[length - 1].hash != saved["head_hash"]:
         return f"entry {length} is not the one the checkpoint saw"
     return None
+
+
+AUDIT_COLUMNS = (
+    "seq", "at", "actor", "kind", "subject_type", "subject_id", "data", "prev_hash", "hash",
+)  # fmt: skip
+
+
+def rows_for_export(entries: Sequence[AuditEntry]) -> list[list[Any]]:
+    return [
+        [
+            entry.seq,
+            entry.at.isoformat(),
+            entry.actor,
+            entry.kind,
+            entry.subject_type,
+            entry.subject_id,
+            json.dumps(entry.data, ensure_ascii=False, sort_keys=True),
+            entry.prev_hash,
+            entry.hash,
+        ]
+        for entry in entries
+    ]
+
+
+def entries_of_chain(session: Session, chain_id: uuid.UUID) -> Sequence[AuditEntry]:
+    return repository.chain(session, chain_id)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import idempotency
+from app.audit import service as audit
 from app.deps import ApiActor, IfMatch, PageParamsDep, SessionDep, etag_for, required_version
 from app.engagements import service
 from app.engagements.deps import ApiEngagement, ApiKpi
@@ -26,6 +27,7 @@ from app.engagements.schemas import (
 )
 from app.engagements.service import Checklist
 from app.errors import N_, FieldError, InvalidInput
+from app.exports import to_csv
 from app.results.metrics import get_metric
 from app.schemas import Page
 from app.tenancy import service as tenancy
@@ -318,3 +320,42 @@ def download_archive(db: SessionDep, granted: ApiEngagement) -> Response:
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
     )
+
+
+@router.get(
+    "/engagements/{engagement_id}/audit",
+    summary="The engagement's hash-chained audit record (format=json or csv)",
+    response_class=Response,
+)
+def audit_record(
+    db: SessionDep,
+    granted: ApiEngagement,
+    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+) -> Response:
+    record = service.audit_record(db, granted)
+    rows = audit.rows_for_export(record.entries)
+    if format == "csv":
+        return Response(
+            to_csv(list(audit.AUDIT_COLUMNS), rows),
+            media_type="text/csv; charset=utf-8",
+            headers={
+                "Content-Disposition": f'attachment; filename="audit-{granted.engagement.id}.csv"'
+            },
+        )
+    body = {
+        "engagement_id": str(granted.engagement.id),
+        "verified": record.verification.ok,
+        "broken_at": record.verification.broken_at,
+        "length": record.verification.length,
+        "head_hash": record.verification.head_hash,
+        "entries": [dict(zip(audit.AUDIT_COLUMNS, row, strict=True)) for row in rows],
+    }
+    return JSONResponse(body)
+
+
+@router.get(
+    "/engagements/{engagement_id}/audit/checkpoint",
+    summary="A signed checkpoint of the audit record (the brand keeps it)",
+)
+def audit_checkpoint(db: SessionDep, granted: ApiEngagement) -> dict[str, object]:
+    return service.audit_checkpoint(db, granted)

@@ -438,7 +438,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def _row_dict(row: SQLModel) -> dict[str, Any]:
-    return {key: _jsonable(value) for key, value in row.model_dump().items()}
+    return {key: _jsonable(value) for key, value in row.model_dump(warnings=False).items()}
 
 
 def _event(
@@ -533,7 +533,7 @@ def update_scope_line(
     granted.require("engagement.edit")
     _require_open(granted)
     line = _owned(session, ScopeLine, granted, line_id)
-    before = ScopeLine.model_validate(line.model_dump())
+    before = ScopeLine.model_validate(line.model_dump(warnings=False))
     for key, value in data.model_dump().items():
         setattr(line, key, value)
     session.add(line)
@@ -1018,6 +1018,27 @@ def stage_timeline(session: Session, granted: EngagementAccess) -> Sequence[Stag
     return repository.timeline(session, granted.engagement)[0]
 
 
+@dataclass(frozen=True)
+class AuditRecord:
+    entries: Sequence[Any]
+    verification: audit.Verification
+
+
+def audit_record(session: Session, granted: EngagementAccess) -> AuditRecord:
+    """The engagement's hash-chained record, re-verified as it is read."""
+    granted.require("engagement.read")
+    entries = audit.entries_of_chain(session, granted.engagement.id)
+    return AuditRecord(entries, audit.verify_entries(granted.engagement.id, entries))
+
+
+def audit_checkpoint(session: Session, granted: EngagementAccess) -> dict[str, Any]:
+    """A signed checkpoint the brand keeps, to prove later that no entry was removed."""
+    if not granted.on_brand_side:
+        raise Forbidden(N_("The checkpoint is the brand's: ask the brand for it."))
+    record = audit_record(session, granted)
+    return audit.checkpoint(record.verification, get_settings().secret_key)
+
+
 # --- the page, and the archive -------------------------------------------------
 
 
@@ -1124,6 +1145,14 @@ def archive(session: Session, granted: EngagementAccess) -> tuple[str, bytes]:
                 list(content["engagement"]),
                 [[_csv_cell(v) for v in content["engagement"].values()]],
             ),
+        )
+        entries = audit.entries_of_chain(session, engagement.id)
+        content["audit"] = [
+            dict(zip(audit.AUDIT_COLUMNS, row, strict=True))
+            for row in audit.rows_for_export(entries)
+        ]
+        archive_file.writestr(
+            "audit.csv", to_csv(list(audit.AUDIT_COLUMNS), audit.rows_for_export(entries))
         )
         archive_file.writestr("engagement.json", json.dumps(content, indent=2, ensure_ascii=False))
     filename = f"brandkeep-engagement-{engagement.id}.zip"

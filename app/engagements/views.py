@@ -7,6 +7,7 @@ without JavaScript the same posts redirect back to the page.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
@@ -105,6 +106,13 @@ EVENT_NAMES = {
     "kpi_removed": N_("KPI removed"),
     "escalation_route_set": N_("Escalation route set"),
     "handoff_route_set": N_("Hand-off route set"),
+    "stage_changed": N_("Stage changed"),
+    "engagement_changed": N_("Engagement changed"),
+    "scope_line_added": N_("Deliverable added to the scope"),
+    "scope_line_changed": N_("Deliverable changed in the scope"),
+    "scope_line_removed": N_("Deliverable removed from the scope"),
+    "fee_added": N_("Fee added"),
+    "fee_removed": N_("Fee removed"),
 }
 for name, labels in (
     ("stage_names", STAGE_NAMES),
@@ -707,4 +715,36 @@ def download_archive(db: SessionDep, granted: PageEngagement) -> Response:
         content,
         media_type="application/zip",
         headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get("/engagements/{engagement_id}/audit", name="engagement_audit")
+def audit_page(request: Request, db: SessionDep, granted: PageEngagement) -> Response:
+    record = service.audit_record(db, granted)
+    brand, agency = service.parties(db, granted.engagement)
+    return web.render(
+        request,
+        "engagements/audit.html",
+        {
+            "user": granted.actor.user,
+            "e": granted.engagement,
+            "access": granted,
+            "brand": brand,
+            "agency": agency,
+            "record": record,
+        },
+    )
+
+
+@router.get("/engagements/{engagement_id}/audit/checkpoint", name="engagement_audit_checkpoint")
+def audit_checkpoint(db: SessionDep, granted: PageEngagement) -> Response:
+    content = json.dumps(service.audit_checkpoint(db, granted), indent=2)
+    return Response(
+        content,
+        media_type="application/json",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="audit-checkpoint-{granted.engagement.id}.json"'
+            )
+        },
     )
