@@ -85,6 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
     token_create.add_argument("--org", required=True, metavar="SLUG")
     token_create.add_argument("--name", required=True)
     token_create.add_argument("--scope", choices=["read", "write"], default="read")
+
+    commands.add_parser(
+        "worker",
+        help="run background jobs (e-mail, ...) until stopped: from Redis when "
+        "BRANDKEEP_REDIS_URL is set, else by polling the outbox table",
+    )
+
+    audit_parser = commands.add_parser("audit", help="the tamper-evident audit record")
+    audit_commands = audit_parser.add_subparsers(
+        dest="audit_command", required=True, parser_class=_Parser
+    )
+    verify = audit_commands.add_parser(
+        "verify", help="re-compute the chains; exit 1 naming the first broken entry"
+    )
+    verify.add_argument("--engagement", metavar="ID", help="only this engagement's chain")
+    verify.add_argument(
+        "--checkpoint", metavar="FILE", help="also check the chain still contains this checkpoint"
+    )
+    export = audit_commands.add_parser(
+        "checkpoint", help="print a signed checkpoint (length and head) of a chain"
+    )
+    export.add_argument("--engagement", metavar="ID", required=True)
     return parser
 
 
@@ -97,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "orgs": _orgs,
         "users": _users,
         "tokens": _tokens,
+        "worker": _worker,
+        "audit": _audit,
     }
     handlers[args.command](args)
 
@@ -174,6 +198,23 @@ def _run_server(host: str, port: int, *, workers: int) -> None:
         proxy_headers=False,
         server_header=False,
     )
+
+
+def _worker(args: argparse.Namespace) -> None:
+    settings = _settings()
+    import logging
+
+    from app.db import Database
+    from app.jobs.runner import JobRunner
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    source = "Redis" if settings.redis_url else "the outbox table (polled every minute)"
+    print(f"brandkeep worker: running jobs from {source}; stop with Ctrl+C", file=sys.stderr)
+    database = Database(settings.resolved_database_url)
+    try:
+        JobRunner(settings, database).run_worker()
+    finally:
+        database.dispose()
 
 
 # --- database ---------------------------------------------------------------
@@ -278,6 +319,50 @@ def _tokens(args: argparse.Namespace) -> None:
             )
     except BrandkeepError as exc:
         _fail(_describe(exc))
+
+
+def _audit(args: argparse.Namespace) -> None:
+    import json
+    import uuid
+
+    from app.audit import service as audit
+
+    settings = _settings()
+    try:
+        chain_ids = [uuid.UUID(args.engagement)] if args.engagement else None
+    except ValueError:
+        _fail(f"not an engagement id: {args.engagement!r}", 2)
+    broken = False
+    with _admin_session() as session:
+        if args.audit_command == "checkpoint":
+            assert chain_ids is not None
+            result = audit.verify_chain(session, chain_ids[0])
+            if not result.ok:
+                _fail(f"chain {result.chain_id} is broken at entry {result.broken_at}")
+            print(json.dumps(audit.checkpoint(result, settings.secret_key), indent=2))
+            return
+        for chain_id in chain_ids or audit.all_chain_ids(session):
+            result = audit.verify_chain(session, chain_id)
+            if result.ok:
+                print(f"ok      {chain_id}  {result.length} entries  head {result.head_hash[:16]}…")
+            else:
+                broken = True
+                print(f"BROKEN  {chain_id}  entry {result.broken_at}: {result.reason}")
+        if args.checkpoint:
+            try:
+                saved = json.loads(Path(args.checkpoint).read_text())
+            except (OSError, ValueError) as exc:
+                _fail(f"cannot read the checkpoint: {exc}", 2)
+            problem = audit.check_checkpoint(session, saved, settings.secret_key)
+            if problem:
+                broken = True
+                print(f"BROKEN  checkpoint of {saved.get('chain_id')}: {problem}")
+            else:
+                print(
+                    f"ok      checkpoint of {saved.get('chain_id')} ({saved.get('length')} entries)"
+                )
+    if broken:
+        sys.exit(1)
 
 
 def _describe(exc: Exception) -> str:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Where templates, static files and migrations live: beside the ``app`` package.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -46,8 +47,38 @@ class Settings(BaseSettings):
     oidc_client_id: str = ""
     oidc_client_secret: str = ""
 
+    # Background jobs: empty runs them in each app process (Huey in memory, fed by the
+    # outbox table); a Redis URL hands them to `brandkeep worker` processes instead.
+    redis_url: str = ""
+    job_workers: int = Field(default=2, ge=1, le=64)
+    job_max_attempts: int = Field(default=8, ge=1, le=50)
+    # A failed job waits this long times 2^(attempts - 1) before the next attempt.
+    job_retry_seconds: float = Field(default=30, ge=0, le=3600)
+    invitation_days: int = Field(default=7, ge=1, le=90)
+
     # Threads that serve synchronous routes: sized for the cores, not Starlette's 40.
     threadpool_size: int = Field(default=8, ge=1, le=256)
+
+    # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; by
+    # default none, so the client address is the direct peer's.
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _known_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"not an IP address or network: {entry!r}") from exc
+        return value
 
     @field_validator("default_timezone")
     @classmethod

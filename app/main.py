@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import health, web
 from app.accounts import api as accounts_api
+from app.accounts import reset_views
 from app.accounts import views as accounts_views
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.db import Database
@@ -23,7 +24,13 @@ from app.deps import SignInRequired
 from app.engagements import api as engagements_api
 from app.engagements import views as engagements_views
 from app.errors import N_, BrandkeepError, FieldError, InvalidInput, NotFound
+from app.invitations import api as invitations_api
+from app.invitations import views as invitations_views
+from app.jobs.runner import JobRunner
+from app.mail import views as mail_views
 from app.schemas import field_errors_from
+from app.sso import oidc as sso_oidc
+from app.sso import views as sso_views
 from app.tenancy import api as tenancy_api
 from app.tenancy import views as tenancy_views
 
@@ -35,12 +42,17 @@ API_PREFIX = "/api/v1"
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
     database = database or Database(settings.resolved_database_url)
+    jobs = JobRunner(settings, database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Synchronous routes run in this pool: size it for the cores, not the default 40.
         anyio.to_thread.current_default_thread_limiter().total_tokens = settings.threadpool_size
-        yield
+        jobs.start()
+        try:
+            yield
+        finally:
+            jobs.stop()
         database.dispose()
 
     app = FastAPI(
@@ -58,6 +70,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     )
     app.state.database = database
     app.state.settings = settings
+    app.state.jobs = jobs
 
     app.mount("/static", StaticFiles(directory=PROJECT_ROOT / "static"), name="static")
     app.include_router(health.router)
@@ -65,12 +78,19 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_views.router)
     app.include_router(tenancy_views.router)
     app.include_router(engagements_views.router)
+    app.include_router(invitations_views.router)
+    app.include_router(reset_views.router)
+    app.include_router(mail_views.router)
+    app.include_router(sso_views.public_router)
+    app.include_router(sso_views.router)
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(tenancy_api.router, prefix=API_PREFIX)
     app.include_router(engagements_api.router, prefix=API_PREFIX)
+    app.include_router(invitations_api.router, prefix=API_PREFIX)
 
     _install_error_handlers(app)
     _install_security_headers(app, settings)
+    sso_oidc.install_state_cookie(app, settings)
     return app
 
 
@@ -173,9 +193,13 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def _unexpected(request: Request, exc: Exception) -> Response:
         log.exception("unexpected error on %s %s", request.method, request.url.path)
         title = N_("Something went wrong on our side; nothing was saved. Try again.")
-        if is_api(request):
-            return problem(request, 500, title)
-        return page_error(request, 500, web.translate(request, title))
+        response = (
+            problem(request, 500, title)
+            if is_api(request)
+            else page_error(request, 500, web.translate(request, title))
+        )
+        apply_security_headers(request, response, web.settings_of(request))
+        return response
 
 
 def _next_path(request: Request) -> str:
@@ -191,23 +215,29 @@ def _install_security_headers(app: FastAPI, settings: Settings) -> None:
         request: Request, call_next: Callable[[Request], Awaitable[Response]]
     ) -> Response:
         response = await call_next(request)
-        headers = response.headers
-        if request.url.path == "/docs":
-            # Swagger UI (vendored) sets inline styles on its elements.
-            headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
-                "img-src 'self' data:; object-src 'none'; frame-ancestors 'none'",
-            )
-        else:
-            headers.setdefault(
-                "Content-Security-Policy",
-                "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-                "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-            )
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")
-        if not settings.is_development:
-            headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")
+        apply_security_headers(request, response, settings)
         return response
+
+
+def apply_security_headers(request: Request, response: Response, settings: Settings) -> None:
+    """On every answer; also called for a 500, which leaves before the middleware sees it."""
+    headers = response.headers
+    if request.url.path == "/docs":
+        # Swagger UI (vendored) sets inline styles on its elements.
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+            "img-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+            "frame-ancestors 'none'",
+        )
+    else:
+        headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        )
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    headers.setdefault("X-Frame-Options", "DENY")
+    if not settings.is_development:
+        headers.setdefault("Strict-Transport-Security", "max-age=63072000; includeSubDomains")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from zxcvbn import zxcvbn
+from zxcvbn.frequency_lists import FREQUENCY_LISTS
 
 from app.errors import N_
 
@@ -34,9 +36,35 @@ def needs_rehash(password_hash: str) -> bool:
 
 
 def password_problem(password: str) -> str | None:
-    """Length over complexity: why a new password is refused, or None."""
+    """Length over complexity: why a new password is refused, or None.
+
+    At least 12 characters and at most 256 (NIST SP 800-63B: no maximum below 64; we
+    allow long passphrases). No rules about character classes; instead the most common
+    passwords are refused: those on zxcvbn's list of passwords seen most often in
+    breaches, and anything zxcvbn estimates at under a million guesses (keyboard walks,
+    repeats, a common word with digits). zxcvbn is a maintained library (Dropbox's
+    estimator); its frequency lists are the data, not a hand-typed list.
+    """
     if len(password) < MIN_LENGTH:
         return N_("Use at least 12 characters; a few plain words make a strong password.")
     if len(password) > MAX_LENGTH:
         return N_("Use at most 256 characters.")
+    if password.strip().lower() in _COMMON_PASSWORDS or _too_guessable(password):
+        return N_(
+            "This password is one of the most common ones or too easy to guess; "
+            "a few unrelated words work well."
+        )
     return None
+
+
+# zxcvbn's own list of the 30,000 passwords seen most often (ranked, lower-cased).
+_COMMON_PASSWORDS = frozenset(FREQUENCY_LISTS["passwords"])
+# zxcvbn estimates at most this many characters (its own limit); a longer password's
+# start is estimated, which still catches one that only repeats a weak pattern.
+_ESTIMATE_LENGTH = 72
+
+
+def _too_guessable(password: str) -> bool:
+    # Score 0-1 means under 10^6 guesses: "too guessable" / "very guessable" in zxcvbn's terms.
+    # user_inputs stays empty: zxcvbn stores them in a module-level dict, not thread-safe.
+    return int(zxcvbn(password[:_ESTIMATE_LENGTH])["score"]) < 2

@@ -1,0 +1,1 @@
+"""Invitations by e-mail: people into an organization, and agencies onto Brandkeep."""
