@@ -15,8 +15,10 @@ from sqlmodel import Session
 from app.accounts import repository
 from app.accounts.models import ApiToken, TokenScope, User, UserSession
 from app.accounts.passwords import hash_password, needs_rehash, password_problem, verify_password
+from app.accounts.security_events import SecurityEventKind
+from app.accounts.security_events import record as record_security_event
 from app.config import Settings
-from app.db import utcnow
+from app.db import set_tenant_context, utcnow
 from app.errors import N_, FieldError, InvalidInput, NotFound, Unauthenticated
 from app.i18n import LANGUAGES
 from app.tenancy import service as tenancy
@@ -121,6 +123,8 @@ def sign_up(
         raise InvalidInput(field_errors=exc.field_errors + errors) from None
     if errors:
         raise InvalidInput(field_errors=errors)
+    # Row-level security: the new person may write their own first membership.
+    set_tenant_context(session, user_id=user.id)
     org = tenancy.create_organization(session, name=org_name, kind=kind, language=language)
     tenancy.add_membership(session, organization=org, user=user, role=Role.owner)
     return SignUp(user=user, organization=org)
@@ -132,6 +136,11 @@ def authenticate(session: Session, *, email: str, password: str) -> User:
     ok = verify_password(user.password_hash if user else None, password)
     if user is None or not ok or not user.is_active:
         raise Unauthenticated(WRONG_CREDENTIALS)
+    # Only now, with the password right, so that a guesser learns nothing about membership.
+    # (Imported here: the single sign-on service builds on this module.)
+    from app.sso import service as sso
+
+    sso.refuse_password_if_sso_required(session, user)
     assert user.password_hash is not None
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
@@ -149,6 +158,7 @@ def change_password(
     _check_password(new, "new_password")
     user.password_hash = hash_password(new)
     session.add(user)
+    record_security_event(session, SecurityEventKind.password_changed, user=user)
     # A changed password means any other browser that knew the old one is out.
     repository.revoke_sessions_of_user(session, user.id, utcnow(), keep=keep_session)
 
@@ -249,16 +259,29 @@ def create_api_token(
     )
     session.add(token)
     session.flush()
+    record_security_event(
+        session,
+        SecurityEventKind.api_token_created,
+        user=actor.user,
+        organization_id=token.organization_id,
+        detail={"name": token.name, "prefix": token.prefix, "scope": str(token.scope)},
+    )
     return token, raw
+
+
+# A 401 must say how to authenticate (RFC 9110 §15.5.2); RFC 6750 names the error.
+_INVALID_TOKEN = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
 
 
 def authenticate_token(session: Session, raw: str) -> tuple[User, ApiToken]:
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
-        raise Unauthenticated(N_("This API token is not valid."))
+        raise Unauthenticated(N_("This API token is not valid."), headers=_INVALID_TOKEN)
+    # Row-level security: presenting the token is what makes its row readable.
+    set_tenant_context(session, token_hash=secret_hash(raw))
     token = repository.get_live_token(session, secret_hash(raw))
     user = repository.get_user(session, token.user_id) if token else None
     if token is None or user is None or not user.is_active:
-        raise Unauthenticated(N_("This API token is not valid."))
+        raise Unauthenticated(N_("This API token is not valid."), headers=_INVALID_TOKEN)
     now = utcnow()
     # Written at most once a minute, so that reads do not all turn into writes.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
@@ -278,4 +301,11 @@ def revoke_api_token(session: Session, actor: Actor, token_id: uuid.UUID) -> Api
     if token.revoked_at is None:
         token.revoked_at = utcnow()
         session.add(token)
+        record_security_event(
+            session,
+            SecurityEventKind.api_token_revoked,
+            user=actor.user,
+            organization_id=token.organization_id,
+            detail={"name": token.name, "prefix": token.prefix},
+        )
     return token
