@@ -24,6 +24,7 @@ from app.config import Settings, get_settings
 from app.db import Database
 from app.main import create_app
 from app.models import metadata
+from tests.smtp import SmtpServer, smtp_server, smtp_settings
 
 TEST_SECRET = "test-secret-" + secrets.token_hex(16)
 
@@ -150,3 +151,24 @@ def csrf_of(html: str) -> str:
     match = _CSRF.search(html)
     assert match, "the page has no CSRF token"
     return match.group(1)
+
+
+# --- mail: a real SMTP server, and the app sending to it ---------------------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    with smtp_server() as server:
+        yield server
+
+
+@pytest.fixture
+def mail_app(settings: Settings, database: Database, smtp: SmtpServer) -> FastAPI:
+    """The app, sending its mail to the test's SMTP server."""
+    return create_app(smtp_settings(settings, smtp.port), database)
+
+
+@pytest.fixture
+def mail_client(mail_app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(mail_app, follow_redirects=False) as test_client:
+        yield test_client

@@ -9,41 +9,21 @@ from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlmodel import Session, col, func, select
 
 from app.accounts.models import User
-from app.config import Settings
-from app.db import Database, utcnow
+from app.db import utcnow
 from app.engagements.models import Engagement
-from app.main import create_app
 from app.tenancy.models import Invitation, Membership, Organization, OrgKind, Role
 from tests.conftest import csrf_of
 from tests.engagement_factories import make_parties
 from tests.engagement_factories import open_engagement as open_engagement_for
 from tests.factories import add_member, bearer, create_org, create_token, create_user
 from tests.factories import sign_in as sign_in_as
-from tests.test_mail_and_jobs import SmtpServer, smtp_server, smtp_settings
+from tests.smtp import SmtpServer
 
 NEW_PASSWORD = "quiet river lantern maple"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def mail_app(settings: Settings, database: Database, smtp: SmtpServer) -> FastAPI:
-    return create_app(smtp_settings(settings, smtp.port), database)
-
-
-@pytest.fixture
-def mail_client(mail_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(mail_app, follow_redirects=False) as client:
-        yield client
 
 
 @pytest.fixture

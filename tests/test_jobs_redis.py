@@ -19,7 +19,7 @@ from app.db import Database
 from app.main import create_app
 from tests.conftest import TEST_SECRET, csrf_of
 from tests.factories import create_org, person_in
-from tests.test_mail_and_jobs import SmtpServer, smtp_server, smtp_settings
+from tests.smtp import SmtpServer, smtp_settings
 
 REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
 # A database of its own, emptied before and after, so no other queue is touched.
@@ -46,12 +46,6 @@ def empty_redis() -> Iterator[None]:
     yield
     connection.flushdb()
     connection.close()
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
 
 
 def test_a_worker_process_delivers_what_the_app_handed_to_redis(

@@ -3,7 +3,6 @@ session signed out; and the password rules that apply wherever a password is cho
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -14,33 +13,14 @@ from sqlmodel import Session, func, select
 
 from app.accounts.models import PasswordReset, SecurityEvent, User
 from app.accounts.passwords import password_problem, verify_password
-from app.config import Settings
-from app.db import Database, utcnow
+from app.db import utcnow
 from app.jobs.models import OutboxJob
-from app.main import create_app
 from tests.conftest import csrf_of
 from tests.factories import PASSWORD, create_org, person_in
 from tests.factories import sign_in as sign_in_as
-from tests.test_mail_and_jobs import SmtpServer, smtp_server, smtp_settings
+from tests.smtp import SmtpServer
 
 NEW_PASSWORD = "seven ravens over the quiet harbour"
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-def mail_app(settings: Settings, database: Database, smtp: SmtpServer) -> FastAPI:
-    return create_app(smtp_settings(settings, smtp.port), database)
-
-
-@pytest.fixture
-def mail_client(mail_app: FastAPI) -> Iterator[TestClient]:
-    with TestClient(mail_app, follow_redirects=False) as client:
-        yield client
 
 
 @pytest.fixture
