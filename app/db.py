@@ -8,7 +8,7 @@ failure half-way through never leaves half a change behind.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
@@ -112,6 +112,62 @@ def _configure_sqlite(engine: Engine, *, begin_immediate: bool) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+# --- the tenant context of PostgreSQL row-level security ---------------------
+
+_TENANT_CONTEXT = "brandkeep.tenant_context"
+_SET_TENANT_CONTEXT = sa.text(
+    "SELECT set_config('brandkeep.user_id', :user_id, true), "
+    "set_config('brandkeep.org_ids', :org_ids, true), "
+    "set_config('brandkeep.token_hash', :token_hash, true)"
+)
+
+
+def set_tenant_context(
+    session: Session,
+    *,
+    user_id: uuid.UUID | None = None,
+    org_ids: Iterable[uuid.UUID] | None = None,
+    token_hash: str | None = None,
+) -> None:
+    """Tell PostgreSQL's row-level security policies whom this session works for.
+
+    The values live in ``session.info`` and are applied with ``set_config(…, true)``
+    (bound parameters, transaction-local) at the start of every transaction of the
+    session, and at once if a transaction is already open. Transaction-local means
+    a pooled connection forgets them at commit or rollback: nothing leaks to the
+    next request. Unset values read as empty, and the policies then show nothing
+    (they fail closed). Arguments left as None keep their earlier value.
+
+    - ``user_id``: the signed-in person; their own memberships become readable, so
+      that their accessible organizations can be computed (``actor_for``).
+    - ``org_ids``: the organizations they may see (from ``get_accessible_org_ids``
+      only); rows of those tenants become readable and writable.
+    - ``token_hash``: the hash of a secret presented by the caller (API token,
+      invitation): the one row with that hash becomes readable before anyone is
+      known.
+
+    A savepoint that is rolled back takes a value set inside it along: set the
+    context outside ``begin_nested()`` blocks. On SQLite this only stores the values.
+    """
+    context = session.info.setdefault(
+        _TENANT_CONTEXT, {"user_id": "", "org_ids": "", "token_hash": ""}
+    )
+    if user_id is not None:
+        context["user_id"] = str(user_id)
+    if org_ids is not None:
+        context["org_ids"] = ",".join(sorted(str(org_id) for org_id in org_ids))
+    if token_hash is not None:
+        context["token_hash"] = token_hash
+    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
+        session.execute(_SET_TENANT_CONTEXT, context)
+
+
+def _apply_tenant_context(session: Session, _transaction: Any, connection: sa.Connection) -> None:
+    context = session.info.get(_TENANT_CONTEXT)
+    if context:
+        connection.execute(_SET_TENANT_CONTEXT, context)
+
+
 class Database:
     """One engine and its session factory; the app and the CLI each hold one."""
 
@@ -121,6 +177,9 @@ class Database:
         self.session_factory = sessionmaker(
             self.engine, class_=Session, expire_on_commit=False, autoflush=True
         )
+        if self.engine.dialect.name == "postgresql":
+            # Per transaction, never per connection: see set_tenant_context.
+            event.listen(self.session_factory, "after_begin", _apply_tenant_context)
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
@@ -134,6 +193,21 @@ class Database:
             raise
         finally:
             session.close()
+
+    @contextmanager
+    def tenant_scope(
+        self, *, user_id: uuid.UUID | None = None, org_ids: Iterable[uuid.UUID] | None = None
+    ) -> Iterator[Session]:
+        """A background job's session scope, working for one tenant.
+
+        A job acting for a person passes ``user_id`` and then calls
+        ``tenancy.service.actor_for`` (which adds the organizations they may see); a
+        job acting for organizations (an engagement's brand and agency) passes
+        ``org_ids``. Each job gets its own scope: the context ends with it.
+        """
+        with self.session_scope() as session:
+            set_tenant_context(session, user_id=user_id, org_ids=org_ids)
+            yield session
 
     def dispose(self) -> None:
         self.engine.dispose()

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from fastapi import Depends, Header, Query, Request
 from sqlmodel import Session
 
+from app.accounts import security_events, throttle
 from app.accounts import service as accounts
 from app.accounts.models import TokenScope, User, UserSession
 from app.config import Settings
@@ -42,6 +43,7 @@ def get_db_session(request: Request) -> Iterator[Session]:
     response leaves: a client never sees a success that was then rolled back.
     """
     with get_database(request).session_scope() as session:
+        security_events.remember_request(session, request)
         yield session
 
 
@@ -71,7 +73,7 @@ class Browser:
 
 
 def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
+    return throttle.client_ip(request)
 
 
 def get_browser(request: Request, db: SessionDep, settings: SettingsDep) -> Browser:
@@ -137,7 +139,10 @@ def set_flash(db: Session, browser: Browser, message: str) -> None:
 
 
 def _same_origin(url: str, request: Request) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # e.g. "http://[junk": not an origin at all
+        raise BrandkeepError(N_("The Origin header is malformed.")) from None
     base = urlsplit(settings_of(request).base_url)
     own = {(base.scheme, base.netloc), (request.url.scheme, request.url.netloc)}
     return (parts.scheme, parts.netloc) in own
@@ -165,7 +170,8 @@ async def verify_csrf(request: Request, browser: BrowserDep) -> None:
         value = form.get("csrf_token")
         sent = value if isinstance(value, str) else None
     expected = browser.session.csrf_token if browser.session else None
-    if not sent or not expected or not hmac.compare_digest(sent, expected):
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters.
+    if not sent or not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise CSRFRejected()
 
 

@@ -9,7 +9,9 @@ from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
 from app import web
+from app.accounts import security_events, throttle
 from app.accounts import service as accounts
+from app.accounts.security_events import SecurityEventKind
 from app.deps import (
     BrowserDep,
     CurrentUser,
@@ -60,20 +62,28 @@ def sign_in(
     password: Annotated[str, Form(max_length=1024)] = "",
     next: Annotated[str, Form(max_length=2000)] = "/home",
 ) -> Response:
+    attempt = throttle.keys_for(request, throttle.SIGN_IN, account=email)
     try:
+        throttle.check(db, attempt)  # before the password is looked at
         user = accounts.authenticate(db, email=email, password=password)
-    except Unauthenticated as exc:
+    except (Unauthenticated, throttle.Throttled) as exc:
+        if isinstance(exc, Unauthenticated):
+            throttle.failed(db, attempt)
+            security_events.record(db, SecurityEventKind.sign_in_failed, email=email)
         return web.render(
             request,
             "accounts/sign_in.html",
             {
                 "next": _safe_next(next),
                 "values": {"email": email},
-                "form_error": web.translate(request, exc.message),
+                "form_error": web.translate(request, exc.message, exc.params),
             },
-            status_code=422,
+            status_code=exc.status_code if isinstance(exc, throttle.Throttled) else 422,
+            headers=exc.headers,
         )
+    throttle.succeeded(db, attempt)
     start_signed_in_session(request, db, browser, user)
+    security_events.record(db, SecurityEventKind.sign_in, user=user)
     return web.redirect(request, _safe_next(next))
 
 
@@ -133,6 +143,8 @@ def sign_up(
 def sign_out(request: Request, db: SessionDep, browser: BrowserDep) -> Response:
     if browser.session is not None:
         accounts.end_session(db, browser.session)
+        if browser.user is not None:
+            security_events.record(db, SecurityEventKind.sign_out, user=browser.user)
     request.state.session_cookie_change = ""
     return web.redirect(request, "/sign-in")
 
@@ -200,7 +212,10 @@ def change_password(
 
 @router.post("/account/sign-out-everywhere", name="sign_out_everywhere")
 def sign_out_everywhere(request: Request, db: SessionDep, user: CurrentUser) -> Response:
-    accounts.end_all_sessions(db, user)
+    ended = accounts.end_all_sessions(db, user)
+    security_events.record(
+        db, SecurityEventKind.sign_out_everywhere, user=user, detail={"sessions": ended}
+    )
     request.state.session_cookie_change = ""
     return web.redirect(request, "/sign-in")
 

@@ -9,7 +9,8 @@ from fastapi.responses import Response
 
 from app import web
 from app.accounts import repository as accounts_repository
-from app.deps import BrowserDep, PageActor, SessionDep, verify_csrf
+from app.accounts import security_events
+from app.deps import BrowserDep, PageActor, PageParamsDep, SessionDep, verify_csrf
 from app.errors import BrandkeepError, Conflict, InvalidInput, PreconditionFailed
 from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
 from app.tenancy import service as tenancy
@@ -60,6 +61,7 @@ def _members_context(db: SessionDep, access: OrgAccess, actor: PageActor) -> dic
         "total": total,
         "roles": ROLES_BY_KIND[OrgKind(access.organization.kind)],
         "can_manage": access.can("members.manage"),
+        "can_see_security": access.can("org.settings"),
     }
 
 
@@ -132,3 +134,28 @@ def remove_member(
         context["member_error"] = {str(membership_id): _error_text(request, exc)}
         return web.render(request, "tenancy/members.html", context, status_code=exc.status_code)
     return web.render(request, "tenancy/members.html", _members_context(db, access, actor))
+
+
+@router.get("/orgs/{org_slug}/security", name="security_events")
+def security_page(
+    request: Request, db: SessionDep, actor: PageActor, access: PageOrg, page: PageParamsDep
+) -> Response:
+    """Owners only: the organization's security events and its members', newest first."""
+    access.require("org.settings")
+    events, total = security_events.list_for_organization(
+        db, access.org_id, limit=page.limit, offset=page.offset
+    )
+    return web.render(
+        request,
+        "tenancy/security.html",
+        {
+            "user": actor.user,
+            "org": access.organization,
+            "events": events,
+            "people": security_events.people_of(db, events),
+            "kind_labels": security_events.KIND_LABELS,
+            "total": total,
+            "limit": page.limit,
+            "offset": page.offset,
+        },
+    )
