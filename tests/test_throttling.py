@@ -85,7 +85,7 @@ class TestSignIn:
         assert len(verifications) == 3
         fourth = answers[3]
         assert fourth.headers["Retry-After"] == "1"
-        assert "Too many attempts. Wait 1 seconds, then try again." in fourth.text
+        assert "Too many attempts. Try again in 1 s." in fourth.text
         assert "<form" in fourth.text  # the sign-in form again, with the message
         # Even the right password waits its turn.
         assert attempt(client, target, PASSWORD).status_code == 429
@@ -297,7 +297,7 @@ class TestTheApi:
         assert response.headers["Retry-After"] == "1"
         body = response.json()
         assert body["status"] == 429
-        assert body["detail"] == "Too many attempts. Wait 1 seconds, then try again."
+        assert body["detail"] == "Too many attempts. Try again in 1 s."
 
 
 class TestClientAddress:

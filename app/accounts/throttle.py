@@ -86,7 +86,7 @@ class Throttled(TooManyRequests):
     def __init__(self, retry_after: int) -> None:
         self.retry_after = retry_after
         super().__init__(
-            N_("Too many attempts. Wait %(seconds)s seconds, then try again."),
+            N_("Too many attempts. Try again in %(seconds)s s."),
             params={"seconds": retry_after},
             headers={"Retry-After": str(retry_after)},
         )
