@@ -14,9 +14,10 @@ import json
 import uuid
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import sqlalchemy as sa
+from fastapi import Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sqlmodel import Field, Session, SQLModel, select
@@ -25,6 +26,14 @@ from app.db import created_at_field, id_field
 from app.errors import N_, Conflict, FieldError, InvalidInput
 
 MAX_KEY_LENGTH = 255
+
+# The header every creating API endpoint accepts.
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        description="Retries with the same key return the first answer instead of acting twice."
+    ),
+]
 
 
 class IdempotencyRecord(SQLModel, table=True):

@@ -14,11 +14,13 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app import health, web
+from app import health, logs, web
 from app.accounts import api as accounts_api
 from app.accounts import reset_views
 from app.accounts import views as accounts_views
 from app.config import PROJECT_ROOT, Settings, get_settings
+from app.content import api as content_api
+from app.content import views as content_views
 from app.db import Database
 from app.deps import SignInRequired
 from app.engagements import api as engagements_api
@@ -41,6 +43,7 @@ API_PREFIX = "/api/v1"
 
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     settings = settings or get_settings()
+    logs.install()
     database = database or Database(settings.resolved_database_url)
     jobs = JobRunner(settings, database)
 
@@ -78,6 +81,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_views.router)
     app.include_router(tenancy_views.router)
     app.include_router(engagements_views.router)
+    app.include_router(content_views.router)
     app.include_router(invitations_views.router)
     app.include_router(reset_views.router)
     app.include_router(mail_views.router)
@@ -86,6 +90,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     app.include_router(tenancy_api.router, prefix=API_PREFIX)
     app.include_router(engagements_api.router, prefix=API_PREFIX)
+    app.include_router(content_api.router, prefix=API_PREFIX)
     app.include_router(invitations_api.router, prefix=API_PREFIX)
 
     _install_error_handlers(app)

@@ -14,6 +14,7 @@ from app.accounts.models import (
     UserSession,
 )
 from app.audit.models import AuditEntry
+from app.content.models import Decision, Post, PostVersion
 from app.engagements.models import (
     Attestation,
     Campaign,
@@ -38,6 +39,7 @@ __all__ = [
     "Attestation",
     "AuditEntry",
     "Campaign",
+    "Decision",
     "DevMail",
     "Engagement",
     "EngagementEvent",
@@ -51,6 +53,8 @@ __all__ = [
     "Organization",
     "OutboxJob",
     "PasswordReset",
+    "Post",
+    "PostVersion",
     "ScopeChange",
     "ScopeLine",
     "SecurityEvent",

@@ -54,6 +54,8 @@ from app.accounts import service as accounts
 from app.accounts.models import ApiToken, User
 from app.accounts.service import secret_hash
 from app.config import get_settings
+from app.content import service as content
+from app.content.schemas import PostCreate
 from app.db import utcnow
 from app.engagements import service as engagements
 from app.engagements.schemas import (
@@ -122,6 +124,7 @@ class Party:
     fee_id: uuid.UUID
     line_id: uuid.UUID
     attestation_id: uuid.UUID
+    post_id: uuid.UUID  # drafted by the agency's side
     # A pending invitation sent by the owner, to an address nobody else may see.
     invitation_id: uuid.UUID
     invitee_email: str
@@ -239,6 +242,12 @@ def _engagement(
     line = engagements.add_scope_line(db, granted, ScopeLineIn(kind="posts", quantity=12))
     attestation = engagements.attest(db, granted, AttestationIn(item="usage_policy", note="v1"))
     db.commit()
+    post = content.create_post(
+        db,
+        engagements.access(db, actor_for(db, agency_owner), engagement.id),
+        PostCreate(title="Launch teaser", body="Coming soon."),
+    )
+    db.commit()
     return {
         "engagement_id": engagement.id,
         "engagement_name": name,
@@ -248,6 +257,7 @@ def _engagement(
         "fee_id": fee.id,
         "line_id": line.id,
         "attestation_id": attestation.id,
+        "post_id": post.id,
     }
 
 
@@ -264,6 +274,7 @@ PARAMETERS: dict[str, Callable[[Party], object]] = {
     "fee_id": lambda party: party.fee_id,
     "line_id": lambda party: party.line_id,
     "attestation_id": lambda party: party.attestation_id,
+    "post_id": lambda party: party.post_id,
     "invitation_id": lambda party: party.invitation_id,
 }
 """How to name a party's object, by route parameter name.
@@ -282,6 +293,8 @@ UNSCOPED_PARAMETERS: dict[str, str] = {
     # A secret from an e-mail (invitation, password reset): a wrong one names nothing;
     # bad tokens have their own tests (tests/test_invitations.py, test_password_reset.py).
     "token": "no-such-token",
+    # A version's number within a post: the post_id beside it is what is scoped.
+    "number": "1",
 }
 """Path parameters that name nothing belonging to a tenant (a language code, a help
 topic), with one value that works. Only add one after checking that the route shows

@@ -28,6 +28,7 @@ from app.engagements.schemas import (
 from app.engagements.service import Checklist
 from app.errors import N_, FieldError, InvalidInput
 from app.exports import to_csv
+from app.idempotency import IdempotencyKey
 from app.results.metrics import get_metric
 from app.schemas import Page
 from app.tenancy import service as tenancy
@@ -35,12 +36,6 @@ from app.tenancy.models import OrgKind
 
 router = APIRouter(tags=["engagements"])
 
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        description="Retries with the same key return the first answer instead of acting twice."
-    ),
-]
 BrandSlug = Annotated[
     str | None,
     Header(

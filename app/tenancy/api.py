@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Header, Request, Response
+from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 
 from app import idempotency
 from app.accounts import repository as accounts_repository
 from app.accounts.models import User
 from app.deps import ApiActor, IfMatch, PageParamsDep, SessionDep, etag_for, required_version
+from app.idempotency import IdempotencyKey
 from app.schemas import Page
 from app.tenancy import service as tenancy
 from app.tenancy.deps import ApiMember, ApiOrg
@@ -18,13 +17,6 @@ from app.tenancy.models import Membership
 from app.tenancy.schemas import MemberCreate, MemberOut, MemberUpdate
 
 router = APIRouter(tags=["organizations"])
-
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        description="Retries with the same key return the first answer instead of acting twice."
-    ),
-]
 
 
 def _member_out(db: SessionDep, membership: Membership, user: User | None = None) -> MemberOut:
