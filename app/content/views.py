@@ -60,13 +60,14 @@ def posts_page(request: Request, db: SessionDep, granted: PageEngagement) -> Res
     return web.render(
         request,
         "content/posts.html",
-        {"engagement": granted.engagement, "by_status": by_status},
+        {"user": granted.actor.user, "engagement": granted.engagement, "by_status": by_status},
     )
 
 
 def _review_context(db: Session, found: PostAccess) -> dict[str, Any]:
     review = service.review_of(db, found.post)
     return {
+        "user": found.granted.actor.user,
         "post": found.post,
         "engagement": found.granted.engagement,
         "current": service.current_version(db, found.post),
