@@ -17,6 +17,9 @@ from sqlmodel import Session, select
 from app.accounts import repository as accounts_repository
 from app.accounts import service as accounts
 from app.accounts.models import User
+from app.content import service as content
+from app.content.models import DecisionKind
+from app.content.schemas import DecisionIn, PostCreate, PostUpdate
 from app.db import utcnow
 from app.engagements import service as engagements
 from app.engagements.models import (
@@ -146,6 +149,7 @@ def _engagements(session: Session, organizations: dict[str, Organization]) -> No
         _bluepeak(session, lead, today)
     if "Holiday campaign 2025" not in existing:
         _ended(session, lead, today)
+    _posts(session, lead)
 
 
 def _open(
@@ -426,3 +430,70 @@ def _ended(session: Session, lead: Actor, today: date) -> None:
     ended.ended_at = utcnow() - timedelta(days=240)
     session.add(ended)
     _backdate(session, ended, 330)
+
+
+# --- posts -------------------------------------------------------------------------
+
+POSTS = (
+    # (title, body, what happens to it)
+    ("Summit GTX teaser", "The Summit GTX lands on 3 March. #AcmeTrail", "draft"),
+    ("Trail Crew spotlight", "Marta ran the Camino de Ronda in a day. #TrailCrew", "in_review"),
+    ("Spring sale", "20 % off trail shoes this weekend with code TRAIL10.", "changes_requested"),
+    ("Waterproofing guide", "Wet feet end good hikes. Three ways to keep boots dry.", "approved"),
+    ("Rain jacket drop", "The Storm Shell is back in five colours. Which one is yours?", "voided"),
+    ("Competitor comparison", "Why our boots beat Brand X: a side-by-side.", "rejected"),
+    ("Black Friday countdown", "Three days to go. Set a reminder.", "withdrawn"),
+)  # fmt: skip
+
+
+def _posts(session: Session, lead: Actor) -> None:
+    """Northwind's posts for Acme, one in every state the review can leave them in."""
+    engagement = next(
+        (s.engagement for s in engagements.list_engagements(session, lead, limit=200)[0]
+         if s.engagement.name == "Social media 2026"),
+        None,
+    )  # fmt: skip
+    if engagement is None:
+        return
+    creator = _actor(session, "creator@northwind.example")
+    reviewer = _actor(session, "reviewer@acme.example")
+    agency_side = engagements.access(session, creator, engagement.id)
+    if content.list_posts(session, agency_side):
+        return
+    planned = utcnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    for index, (title, body, fate) in enumerate(POSTS):
+        post = content.create_post(
+            session,
+            agency_side,
+            PostCreate(
+                title=title, body=body, channels=[Channel.instagram, Channel.facebook],
+                planned_at=planned + timedelta(days=3 + 2 * index), timezone="Europe/Madrid",
+                campaign="Spring trail launch", content_category="product",
+            ),
+        )  # fmt: skip
+        if fate == "draft":
+            continue
+        found = content.access(session, creator, post.id)
+        content.submit(session, found)
+        if fate == "in_review":
+            continue
+        if fate == "withdrawn":
+            content.withdraw(session, content.access(session, creator, post.id))
+            continue
+        verdicts = {
+            "changes_requested": (DecisionKind.request_changes, "Say 20 % only on trail shoes."),
+            "rejected": (DecisionKind.reject, "We never name competitors."),
+        }
+        kind, comment = verdicts.get(fate, (DecisionKind.approve, ""))
+        judged = content.access(session, reviewer, post.id)
+        version_hash = content.hash_of(content.current_version(session, judged.post))
+        content.decide(
+            session, judged, DecisionIn(decision=kind, version_hash=version_hash, comment=comment)
+        )
+        if fate == "voided":
+            # The agency edits after approval: the approval no longer holds.
+            edited = content.access(session, creator, post.id)
+            content.edit_post(
+                session, edited, expected_version=edited.post.version,
+                data=PostUpdate(body=body + " Now with a lifetime repair promise."),
+            )  # fmt: skip
