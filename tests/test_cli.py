@@ -8,6 +8,7 @@ database (or, for serve and demo, at a fresh data directory) and binds only to
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import subprocess
@@ -280,11 +281,9 @@ def serving(args: Sequence[str], env: dict[str, str], logs: Path) -> Iterator[tu
                         f"brandkeep {' '.join(args)} exited with {process.returncode}:\n"
                         + (logs / "stderr.txt").read_text()
                     )
-                try:
+                with contextlib.suppress(httpx.TransportError):
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                         break
-                except httpx.TransportError:
-                    pass
                 if time.monotonic() > deadline:
                     pytest.fail(
                         f"brandkeep {' '.join(args)} did not answer /healthz within "

@@ -58,7 +58,7 @@ class PostCreate(PostFields):
 
 
 class PostUpdate(PostFields):
-    pass
+    """A save (PATCH): only the fields sent change, and it makes a new version."""
 
 
 class DecisionIn(BaseModel):
