@@ -1,0 +1,23 @@
+"""guest review links and earned relaxations
+
+Revision ID: b7c3e1a40004
+Revises: b7c3e1a40003
+Create Date: 2026-12-03 17:03:00.000000+00:00
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+revision: str = "b7c3e1a40004"
+down_revision: str | None = "b7c3e1a40003"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    """Filled in with this migration's tables."""
+
+
+def downgrade() -> None:
+    """Filled in with this migration's tables."""
