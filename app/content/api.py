@@ -2,29 +2,35 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request, Response
 from fastapi.responses import JSONResponse
 from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
 
-from app import idempotency
-from app.content import service
+from app import idempotency, storage
+from app.content import media, queue, service, utm
 from app.content.deps import ApiPost
-from app.content.models import Decision, Post, PostStatus, PostVersion
+from app.content.models import Decision, Post, PostMedia, PostStatus, PostVersion
 from app.content.schemas import (
     DecisionIn,
     DecisionOut,
+    MediaOut,
     PostCreate,
     PostOut,
     PostUpdate,
     QueueItemOut,
     ReviewOut,
+    TrackingOut,
     VersionOut,
 )
+from app.db import utcnow
 from app.deps import ApiActor, IfMatch, SessionDep, etag_for, required_version
 from app.engagements.deps import ApiEngagement
 from app.idempotency import IdempotencyKey
+from app.web import settings_of
 
 router = APIRouter(tags=["posts"])
 
@@ -182,16 +188,159 @@ def decide(db: SessionDep, found: ApiPost, body: DecisionIn) -> DecisionOut:
     response_model=list[QueueItemOut],
     summary="Posts waiting for your decision, oldest first",
 )
-def review_queue(db: SessionDep, actor: ApiActor) -> list[QueueItemOut]:
+def review_queue(
+    db: SessionDep,
+    actor: ApiActor,
+    engagement_id: Annotated[
+        uuid.UUID | None, Query(description="Only this engagement's posts.")
+    ] = None,
+    channel: Annotated[str | None, Query(max_length=32, description="Only this channel.")] = None,
+    campaign: Annotated[
+        str | None, Query(max_length=160, description="Only this campaign.")
+    ] = None,
+) -> list[QueueItemOut]:
+    filters = queue.checked_filters(
+        db, actor, engagement_id=engagement_id, channel=channel, campaign=campaign
+    )
     return [
         QueueItemOut(
-            post_id=item.post.id,
-            engagement_id=item.engagement.id,
-            engagement_name=item.engagement.name,
-            title=item.post.title,
-            step_name=item.step_name,
-            version_hash=item.version_hash,
-            submitted_at=item.post.submitted_at,
+            post_id=entry.post.id,
+            engagement_id=entry.engagement.id,
+            engagement_name=entry.engagement.name,
+            title=entry.post.title,
+            step_name=entry.step_name,
+            version_hash=entry.version_hash,
+            submitted_at=entry.post.submitted_at,
+            campaign=entry.post.campaign,
+            channels=list(entry.post.channels or []),
+            planned_at=entry.post.planned_at,
+            review_due_at=entry.due_at,
+            overdue=entry.overdue,
+            missed_slot=entry.missed_slot,
         )
-        for item in service.review_queue(db, actor)
+        for entry in queue.review_queue(db, actor, filters, utcnow()).entries
     ]
+
+
+# --- attachments -------------------------------------------------------------------
+
+MULTIPART_FILE = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {"file": {"type": "string", "format": "binary"}},
+                }
+            }
+        },
+    }
+}
+
+
+def media_out(request: Request, row: PostMedia) -> MediaOut:
+    data = row.model_dump(warnings=False)
+    data["url"] = str(request.url_for("api_post_media", post_id=row.post_id, sha256=row.sha256))
+    return MediaOut.model_validate(data)
+
+
+@router.get(
+    "/posts/{post_id}/media",
+    response_model=list[MediaOut],
+    summary="Every file uploaded to the post (versions name them by sha256)",
+)
+def list_media(request: Request, db: SessionDep, found: ApiPost) -> list[MediaOut]:
+    found.granted.require("engagement.read")
+    return [media_out(request, row) for row in media.media_of(db, found.post).values()]
+
+
+@router.post(
+    "/posts/{post_id}/media",
+    response_model=PostOut,
+    summary="Attach an image or video (multipart field file; If-Match required): a new version",
+    description=(
+        "Images (JPEG, PNG, GIF, WebP) and videos (MP4, MOV, WebM), recognised by their "
+        "bytes, not their name. Too large: 413; another type: 415; nothing is stored then. "
+        "Attaching the same bytes again changes nothing."
+    ),
+    openapi_extra=MULTIPART_FILE,
+)
+async def attach_media(
+    request: Request, response: Response, db: SessionDep, found: ApiPost, if_match: IfMatch = None
+) -> PostOut:
+    expected = required_version(if_match)
+    settings = settings_of(request)
+    # Who may edit, and whether the ETag holds, is answered before a byte is read.
+    await run_in_threadpool(media.check_editable, db, found, expected)
+    upload = await media.received_file(request, settings)
+    try:
+        post = await run_in_threadpool(
+            lambda: media.attach(
+                db,
+                found,
+                expected_version=expected,
+                upload=upload,
+                store=storage.store_for(settings),
+                settings=settings,
+            )
+        )
+    finally:
+        await upload.close()  # the spooled upload goes now, stored or not
+    return await run_in_threadpool(_answer, response, db, post)
+
+
+@router.get(
+    "/posts/{post_id}/media/{sha256}",
+    name="api_post_media",
+    summary="The bytes of a file of the post (any version's)",
+    response_class=Response,
+)
+def get_media(request: Request, db: SessionDep, found: ApiPost, sha256: str) -> Response:
+    row = media.media_file(db, found, sha256)
+    return media.file_response(storage.store_for(settings_of(request)), row)
+
+
+@router.delete(
+    "/posts/{post_id}/media/{sha256}",
+    response_model=PostOut,
+    summary="Remove a file from the post (If-Match required): a new version without it",
+)
+def remove_media(
+    response: Response, db: SessionDep, found: ApiPost, sha256: str, if_match: IfMatch = None
+) -> PostOut:
+    post = media.detach(db, found, expected_version=required_version(if_match), sha256=sha256)
+    return _answer(response, db, post)
+
+
+# --- link tracking -----------------------------------------------------------------
+
+
+@router.get(
+    "/posts/{post_id}/link-tracking",
+    response_model=TrackingOut,
+    summary="The post's link with the engagement's UTM parameters (saves nothing)",
+)
+def preview_tracking(db: SessionDep, found: ApiPost) -> TrackingOut:
+    tracking = utm.tracking_for(db, found)
+    return TrackingOut(
+        link=tracking.link, tracked_link=tracking.tracked_link, parameters=tracking.parameters
+    )
+
+
+@router.post(
+    "/posts/{post_id}/link-tracking",
+    response_model=PostOut,
+    summary="Add the UTM parameters to the post's link (If-Match required): a new version",
+    description=(
+        "utm_source, utm_medium and utm_campaign come from the engagement's tracking "
+        "set-up; utm_content names the post (its id is the last 32 hex digits). Other "
+        "query parameters are kept. If the link already carries them, nothing changes."
+    ),
+)
+def add_tracking(
+    response: Response, db: SessionDep, found: ApiPost, if_match: IfMatch = None
+) -> PostOut:
+    post = utm.add_tracking(db, found, expected_version=required_version(if_match))
+    return _answer(response, db, post)

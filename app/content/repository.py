@@ -14,8 +14,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlmodel import Session, col, func, or_, select
 
-from app.content.models import Decision, DecisionKind, Post, PostStatus, PostVersion
+from app.content.models import Decision, DecisionKind, Post, PostMedia, PostStatus, PostVersion
 from app.engagements.models import Engagement
+from app.tenancy.models import Organization, OrgKind
 from app.tenancy.repository import AccessibleOrganizationID
 
 
@@ -185,3 +186,171 @@ def void_decisions(session: Session, post: Post, at: datetime) -> int:
         .execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+# --- due times, reminders, missed slots, the calendar (content/schedule.py) -------
+
+
+def _with_engagement() -> Any:
+    return select(Post, Engagement).join(
+        Engagement,
+        sa.and_(
+            col(Engagement.id) == Post.engagement_id, col(Engagement.brand_id) == Post.brand_id
+        ),
+    )
+
+
+def in_review_of(
+    session: Session, accessible: Sequence[AccessibleOrganizationID]
+) -> Sequence[tuple[Post, Engagement]]:
+    """Posts in review on the organizations' engagements (either side), soonest due first."""
+    if not accessible:
+        return []
+    ids = list(accessible)
+    rows = session.exec(
+        _with_engagement()
+        .where(
+            or_(col(Engagement.brand_id).in_(ids), col(Engagement.agency_id).in_(ids)),
+            Post.status == PostStatus.in_review,
+        )
+        .order_by(col(Post.review_due_at), col(Post.submitted_at), col(Post.id))
+    ).all()
+    return [(post, engagement) for post, engagement in rows]
+
+
+def planned_between(
+    session: Session,
+    accessible: Sequence[AccessibleOrganizationID],
+    start: datetime,
+    end: datetime,
+    statuses: Sequence[PostStatus],
+    engagement_id: uuid.UUID | None = None,
+) -> Sequence[tuple[Post, Engagement]]:
+    """Posts planned in [start, end) of the engagements the organizations take part in."""
+    if not accessible:
+        return []
+    ids = list(accessible)
+    query = _with_engagement().where(
+        or_(col(Engagement.brand_id).in_(ids), col(Engagement.agency_id).in_(ids)),
+        col(Post.planned_at) >= start,
+        col(Post.planned_at) < end,
+        col(Post.status).in_(list(statuses)),
+    )
+    if engagement_id is not None:
+        query = query.where(Post.engagement_id == engagement_id)
+    rows = session.exec(query.order_by(col(Post.planned_at), col(Post.id))).all()
+    return [(post, engagement) for post, engagement in rows]
+
+
+def count_overdue(session: Session, engagement: Engagement, now: datetime) -> int:
+    return session.exec(
+        select(func.count())
+        .select_from(Post)
+        .where(
+            Post.brand_id == engagement.brand_id,
+            Post.engagement_id == engagement.id,
+            Post.status == PostStatus.in_review,
+            col(Post.review_due_at) <= now,
+        )
+    ).one()
+
+
+def brand_ids(session: Session) -> Sequence[uuid.UUID]:
+    """Every brand: the sweep works through them one tenant at a time."""
+    return session.exec(select(Organization.id).where(Organization.kind == OrgKind.brand)).all()
+
+
+def overdue_of_brand(
+    session: Session, brand_id: uuid.UUID, now: datetime
+) -> Sequence[tuple[Post, Engagement]]:
+    rows = session.exec(
+        _with_engagement()
+        .where(
+            Post.brand_id == brand_id,
+            Post.status == PostStatus.in_review,
+            col(Post.review_due_at) <= now,
+        )
+        .order_by(col(Post.review_due_at), col(Post.id))
+    ).all()
+    return [(post, engagement) for post, engagement in rows]
+
+
+def slots_passed_of_brand(
+    session: Session, brand_id: uuid.UUID, now: datetime, statuses: Sequence[PostStatus]
+) -> Sequence[tuple[Post, Engagement]]:
+    """Posts not yet approved whose planned time has passed and is not yet marked missed."""
+    rows = session.exec(
+        _with_engagement()
+        .where(
+            Post.brand_id == brand_id,
+            col(Post.status).in_(list(statuses)),
+            col(Post.planned_at) <= now,
+            col(Post.missed_slot_at).is_(None),
+        )
+        .order_by(col(Post.planned_at), col(Post.id))
+    ).all()
+    return [(post, engagement) for post, engagement in rows]
+
+
+def mark_missed(session: Session, post: Post, now: datetime) -> bool:
+    """Record the missed slot once, and only if the planned time was not changed meanwhile.
+
+    Bookkeeping, not an edit: the post's ``version`` (its ETag) stays, so nobody's
+    save is refused because the sweep passed by.
+    """
+    result = session.execute(
+        sa.update(Post)
+        .where(
+            col(Post.id) == post.id,
+            col(Post.brand_id) == post.brand_id,
+            col(Post.current_version) == post.current_version,
+            col(Post.missed_slot_at).is_(None),
+        )
+        .values(missed_slot_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim_reminder(session: Session, post: Post, now: datetime, *, escalate: bool) -> bool:
+    """Take the next reminder (or the escalation) of this round, if no other sweep took it.
+
+    Conditional on the count and the round as read, so two sweeps running at once
+    send it once: the loser matches no row.
+    """
+    values: dict[str, Any] = (
+        {"escalated_at": now} if escalate else {"reminders_sent": post.reminders_sent + 1}
+    )
+    result = session.execute(
+        sa.update(Post)
+        .where(
+            col(Post.id) == post.id,
+            col(Post.brand_id) == post.brand_id,
+            col(Post.status) == PostStatus.in_review,
+            col(Post.rounds) == post.rounds,
+            col(Post.reminders_sent) == post.reminders_sent,
+            col(Post.escalated_at).is_(None),
+        )
+        .values(last_reminder_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def media_of(session: Session, post: Post) -> Sequence[PostMedia]:
+    """Every file ever uploaded to the post (earlier versions may still name them)."""
+    return session.exec(
+        select(PostMedia)
+        .where(PostMedia.brand_id == post.brand_id, PostMedia.post_id == post.id)
+        .order_by(col(PostMedia.created_at), col(PostMedia.id))
+    ).all()
+
+
+def get_media(session: Session, post: Post, sha256: str) -> PostMedia | None:
+    return session.exec(
+        select(PostMedia).where(
+            PostMedia.brand_id == post.brand_id,
+            PostMedia.post_id == post.id,
+            PostMedia.sha256 == sha256,
+        )
+    ).first()

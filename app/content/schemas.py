@@ -115,6 +115,9 @@ class PostOut(BaseModel):
     funnel_stage: str | None
     rounds: int
     submitted_at: datetime | None
+    first_submitted_at: datetime | None = None
+    review_due_at: datetime | None = None
+    missed_slot_at: datetime | None = None
     approved_hash: str | None
     voided_reason: str | None
     voided_at: datetime | None
@@ -132,3 +135,33 @@ class QueueItemOut(BaseModel):
     step_name: str
     version_hash: str
     submitted_at: datetime | None
+    campaign: str = ""
+    channels: list[str] = []
+    planned_at: datetime | None = None
+    review_due_at: datetime | None = Field(
+        default=None, description="When the brand's decision is due (the policy's review hours)."
+    )
+    overdue: bool = False
+    missed_slot: bool = Field(
+        default=False,
+        description="The planned time has passed: a new time is needed before approval.",
+    )
+
+
+class MediaOut(BaseModel):
+    """A file uploaded to a post; ``url`` serves its bytes to whoever may read the post."""
+
+    sha256: str
+    content_type: str
+    size: int
+    original_name: str
+    url: str
+    created_at: datetime
+
+
+class TrackingOut(BaseModel):
+    """The post's link with the engagement's UTM parameters (``POST`` saves it)."""
+
+    link: str
+    tracked_link: str
+    parameters: dict[str, str]

@@ -19,7 +19,7 @@ from typing import Any
 from sqlmodel import Session
 
 from app.audit import service as audit
-from app.content import repository
+from app.content import channels, relaxation, repository, schedule
 from app.content.models import Decision, DecisionKind, Post, PostStatus, PostVersion
 from app.content.schemas import DecisionIn, PostCreate, PostUpdate
 from app.db import utcnow
@@ -36,6 +36,7 @@ from app.errors import (
     NotFound,
     PreconditionFailed,
 )
+from app.notifications import service as notifications
 from app.tenancy import repository as tenancy_repository
 from app.tenancy.service import Actor
 
@@ -261,21 +262,38 @@ def _require_drafting(granted: EngagementAccess) -> None:
         raise Conflict(N_("This engagement has ended; its posts can be read, not changed."))
 
 
+@dataclass(frozen=True)
+class GuestSeat:
+    """A guest deciding in the seat of the reviewer who sent them the link (content/guest.py).
+
+    The sender's eligibility is checked as if they decided; the decision and the
+    record name the guest's e-mail and the link.
+    """
+
+    email: str
+    link_id: uuid.UUID
+
+
 def _audit(
     session: Session,
     granted: EngagementAccess,
     kind: str,
     post: Post,
     data: dict[str, Any],
+    *,
+    guest: GuestSeat | None = None,
 ) -> None:
     """Every state change of a post lands on the engagement's hash-chained record."""
     user = granted.actor.user
+    actor = f"{user.name} <{user.email}>"
+    if guest is not None:
+        actor = f"{guest.email} (guest link {guest.link_id} from {actor})"
     audit.append(
         session,
         organization_id=granted.engagement.brand_id,
         engagement_id=granted.engagement.id,
-        actor_id=user.id,
-        actor=f"{user.name} <{user.email}>",
+        actor_id=None if guest else user.id,
+        actor=actor,
         kind=kind,
         subject_type="post",
         subject_id=post.id,
@@ -311,8 +329,24 @@ def _new_version(
     return row
 
 
+def _require_uploaded(session: Session, post: Post | None, hashes: Sequence[str]) -> None:
+    """A version names only files uploaded to its post (content/media.py)."""
+    known = {row.sha256 for row in repository.media_of(session, post)} if post else set()
+    if any(str(item).lower() not in known for item in hashes):
+        raise InvalidInput(
+            field_errors=[
+                FieldError(
+                    "media_hashes",
+                    N_("Upload the file to this post first (POST /posts/{id}/media)."),
+                )
+            ]
+        )
+
+
 def create_post(session: Session, granted: EngagementAccess, data: PostCreate) -> Post:
     _require_drafting(granted)
+    if data.media_hashes:
+        _require_uploaded(session, None, data.media_hashes)
     fields = data.model_dump()
     engagement = granted.engagement
     post = Post(
@@ -357,6 +391,8 @@ def edit_post(
         "media_hashes": current.media_hashes,
     }
     fields.update({key: value for key, value in changes.items() if key in fields})
+    if changes.get("media_hashes") is not None:
+        _require_uploaded(session, post, changes["media_hashes"])
     if fields["body"] is None:
         fields["body"] = ""
     now = utcnow()
@@ -379,6 +415,8 @@ def edit_post(
     elif previous == PostStatus.in_review:
         reason = EDITED_IN_REVIEW
         values.update(rounds=post.rounds + 1, review_step=0, submitted_at=now)
+        values.update(schedule.review_opened(granted.engagement, now))
+    values["missed_slot_at"] = schedule.missed_after_edit(post, values["planned_at"], now)
     if reason is not None:
         values.update(voided_reason=reason, voided_at=now)
     if not repository.transition(
@@ -403,6 +441,8 @@ def edit_post(
         post,
         {"version": number, "sha256": saved.content_hash, "status": str(post.status)},
     )
+    if previous == PostStatus.in_review:  # the review starts again: its deciders are told
+        notifications.review_opened(session, post, granted.actor.user.id, granted.actor.user.name)
     return post
 
 
@@ -429,7 +469,9 @@ def submit(session: Session, found: PostAccess, *, expected_version: int | None 
         review_step=0,
         rounds=post.rounds + 1,
         submitted_at=now,
+        first_submitted_at=post.first_submitted_at or now,
         updated_at=now,
+        **schedule.review_opened(engagement, now),
     ):
         raise Conflict(N_("The post changed while you were submitting it: reload it."))
     session.refresh(post)
@@ -439,8 +481,19 @@ def submit(session: Session, found: PostAccess, *, expected_version: int | None 
         granted,
         "post_submitted",
         post,
-        {"version": current.number, "sha256": current.content_hash, "round": post.rounds},
+        {
+            "version": current.number,
+            "sha256": current.content_hash,
+            "round": post.rounds,
+            "review_due_at": post.review_due_at.isoformat() if post.review_due_at else None,
+        },
     )
+    # An earned relaxation of the post's category may approve it now (or spot-check it):
+    # then nobody is asked to review it.
+    if relaxation.after_submit(session, granted.engagement, post, current):
+        session.refresh(post)
+        return post
+    notifications.review_opened(session, post, granted.actor.user.id, granted.actor.user.name)
     return post
 
 
@@ -469,8 +522,39 @@ def withdraw(session: Session, found: PostAccess, *, expected_version: int | Non
 # --- deciding ------------------------------------------------------------------------
 
 
-def decide(session: Session, found: PostAccess, data: DecisionIn) -> Decision:
-    """A brand reviewer's decision at the open step, bound to the version hash."""
+def _refuse_over_channel_limits(engagement: Engagement, version: PostVersion) -> None:
+    """With the policy's ``enforce_channel_limits``, text that does not fit is not approved.
+
+    Without it the review page only warns: the brand decides whether a limit is a rule.
+    """
+    if not (engagement.approval_policy or {}).get("enforce_channel_limits"):
+        return
+    over = channels.over_limit(version.body, version.link, list(version.channels))
+    if over:
+        first = over[0]
+        raise InvalidInput(
+            N_(
+                "The text is too long for %(channel)s (%(length)d characters, the limit is "
+                "%(limit)d): this engagement's policy refuses approval until it is shortened."
+            ),
+            params={"channel": first.label, "length": first.length, "limit": first.limit},
+            extra={
+                "over_limit": [
+                    {"channel": item.channel, "length": item.length, "limit": item.limit}
+                    for item in over
+                ]
+            },
+        )
+
+
+def decide(
+    session: Session, found: PostAccess, data: DecisionIn, *, guest: GuestSeat | None = None
+) -> Decision:
+    """A brand reviewer's decision at the open step, bound to the version hash.
+
+    With ``guest``, the reviewer is the sender of a guest link and the guest decides
+    in their seat (content/guest.py).
+    """
     granted, post = found.granted, found.post
     actor = granted.actor
     if not granted.on_brand_side:
@@ -496,12 +580,16 @@ def decide(session: Session, found: PostAccess, data: DecisionIn) -> Decision:
             N_("The open step (%(step)s) is decided by other people: you are not one of them."),
             params={"step": step.get("name", "")},
         )
+    if data.decision == DecisionKind.approve:
+        _refuse_over_channel_limits(granted.engagement, current)
     comment = data.comment.strip()
     if data.decision == DecisionKind.request_changes and not comment:
         raise InvalidInput(field_errors=[FieldError("comment", N_("Say what should change."))])
     if data.decision == DecisionKind.reject and not comment:
         raise InvalidInput(field_errors=[FieldError("comment", N_("Give the reason."))])
     now = utcnow()
+    if data.decision == DecisionKind.approve:
+        schedule.refuse_missed_slot(current.planned_at, now)
     if not repository.claim_for_decision(
         session, post.id, round=round_number, step=step_index, number=current.number, at=now
     ):
@@ -525,7 +613,8 @@ def decide(session: Session, found: PostAccess, data: DecisionIn) -> Decision:
         decision=data.decision,
         comment=comment,
         decider_id=actor.user.id,
-        decider_name=actor.user.name,
+        decider_name=guest.email if guest else actor.user.name,
+        guest_link_id=guest.link_id if guest else None,
         created_at=now,
     )
     session.add(decision)
@@ -542,7 +631,9 @@ def decide(session: Session, found: PostAccess, data: DecisionIn) -> Decision:
             "round": round_number,
             "step": step_index,
             "comment": comment,
+            **({"guest_email": guest.email, "guest_link_id": str(guest.link_id)} if guest else {}),
         },
+        guest=guest,
     )
     values: dict[str, Any]
     if data.decision == DecisionKind.approve:
@@ -590,5 +681,9 @@ def decide(session: Session, found: PostAccess, data: DecisionIn) -> Decision:
             "round": round_number,
             "step": post.review_step if kind == "review_step_opened" else step_index,
         },
+        guest=guest,
+    )
+    notifications.after_decision(
+        session, post, kind, actor.user.id, decision.decider_name, note=comment
     )
     return decision
