@@ -1,0 +1,1 @@
+"""Deliverables: what the agency owes by its scope of work, delivered and accepted."""

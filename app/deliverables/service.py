@@ -1,0 +1,328 @@
+"""Rules of deliverables: delivering with evidence, accepting, returning with a reason.
+
+``planned → delivered → accepted | returned → delivered → …``. The agency delivers
+(``deliverable.deliver``), the brand accepts or returns (``deliverable.accept``).
+Every transition is a conditional update on the row's version and expected status,
+and lands on the engagement's hash-chained audit record with who and when.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlmodel import Session
+
+from app.audit import service as audit
+from app.content import service as content
+from app.db import utcnow
+from app.deliverables import planning, repository
+from app.deliverables.models import Deliverable, DeliverableStatus
+from app.deliverables.schemas import DeliverableCreate, DeliverIn, ReturnIn
+from app.engagements import service as engagements
+from app.engagements.models import Status
+from app.engagements.service import EngagementAccess
+from app.errors import (
+    N_,
+    Conflict,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    PreconditionFailed,
+)
+from app.tenancy.service import Actor
+
+NOT_FOUND = N_("No deliverable here, or it is not yours.")
+
+
+@dataclass(frozen=True)
+class DeliverableAccess:
+    """A deliverable loaded through the scoped layer, with the caller's access to its engagement."""
+
+    deliverable: Deliverable
+    granted: EngagementAccess
+
+
+def access(session: Session, actor: Actor, deliverable_id: uuid.UUID) -> DeliverableAccess:
+    """Load a deliverable for this actor: 404 if its engagement is not theirs."""
+    found = repository.get_deliverable(session, deliverable_id, actor.org_ids)
+    if found is None:
+        raise NotFound(NOT_FOUND)
+    deliverable, engagement = found
+    try:
+        granted = engagements.access(session, actor, engagement.id)
+    except NotFound:
+        raise NotFound(NOT_FOUND) from None
+    return DeliverableAccess(deliverable, granted)
+
+
+# --- reading -------------------------------------------------------------------
+
+
+def list_deliverables(
+    session: Session,
+    granted: EngagementAccess,
+    *,
+    status: DeliverableStatus | None = None,
+    period_start: date | None = None,
+    period_end: date | None = None,
+) -> Sequence[Deliverable]:
+    granted.require("engagement.read")
+    return repository.deliverables_of(
+        session,
+        granted.engagement,
+        status=status,
+        period_start=period_start,
+        period_end=period_end,
+    )
+
+
+is_late = planning.is_late
+
+
+# --- changing ------------------------------------------------------------------
+
+
+def _require_open(granted: EngagementAccess) -> None:
+    if engagements.effective_status(granted.engagement) in (Status.ended, Status.declined):
+        raise Conflict(N_("This engagement has ended; its deliverables can be read, not changed."))
+
+
+def _audit(
+    session: Session,
+    granted: EngagementAccess,
+    kind: str,
+    deliverable: Deliverable,
+    data: dict[str, Any],
+) -> None:
+    """Every state change of a deliverable lands on the engagement's hash-chained record."""
+    user = granted.actor.user
+    audit.append(
+        session,
+        organization_id=granted.engagement.brand_id,
+        engagement_id=granted.engagement.id,
+        actor_id=user.id,
+        actor=f"{user.name} <{user.email}>",
+        kind=kind,
+        subject_type="deliverable",
+        subject_id=deliverable.id,
+        data=data,
+    )
+
+
+def _check_version(deliverable: Deliverable, expected_version: int | None) -> None:
+    if expected_version is not None and deliverable.version != expected_version:
+        raise PreconditionFailed()
+
+
+def create_deliverable(
+    session: Session, granted: EngagementAccess, data: DeliverableCreate
+) -> Deliverable:
+    """An ad-hoc deliverable: the agency logs extra work, or the brand's lead asks for it."""
+    if not (granted.can("deliverable.deliver") or granted.can("engagement.edit")):
+        raise Forbidden(
+            N_(
+                "Only the agency's owners and managers, or the brand's owners and account "
+                "leads, add deliverables."
+            )
+        )
+    _require_open(granted)
+    engagement = granted.engagement
+    period = planning.period_of("monthly", data.due_on, engagement)
+    timezone = repository.brand_timezone(session, engagement.brand_id)
+    deliverable = Deliverable(
+        brand_id=engagement.brand_id,
+        engagement_id=engagement.id,
+        ad_hoc=True,
+        kind=data.kind,
+        title=data.title.strip(),
+        description=data.description.strip(),
+        quantity=data.quantity,
+        period_start=period.start,
+        period_end=period.end,
+        due_on=data.due_on,
+        due_at=planning.due_instant(data.due_on, timezone),
+        created_by_id=granted.actor.user.id,
+    )
+    session.add(deliverable)
+    session.flush()
+    _audit(
+        session,
+        granted,
+        "deliverable_added",
+        deliverable,
+        {"title": deliverable.title, "due_on": data.due_on.isoformat(), "ad_hoc": True},
+    )
+    return deliverable
+
+
+def _evidence(session: Session, granted: EngagementAccess, data: DeliverIn) -> list[dict[str, Any]]:
+    """The delivery's evidence; a post must be one of this engagement's, seen by the caller."""
+    evidence: list[dict[str, Any]] = [
+        {"type": "link", "url": link.url, "label": link.label.strip()} for link in data.links
+    ]
+    for index, post_id in enumerate(dict.fromkeys(data.post_ids)):
+        try:
+            found = content.access(session, granted.actor, post_id)
+        except NotFound:
+            found = None
+        if found is None or found.post.engagement_id != granted.engagement.id:
+            raise InvalidInput(
+                field_errors=[
+                    FieldError(f"post_ids.{index}", N_("This is not a post of this engagement."))
+                ]
+            )
+        evidence.append({"type": "post", "post_id": str(post_id), "label": found.post.title})
+    if not evidence:
+        raise InvalidInput(
+            field_errors=[
+                FieldError(
+                    "links", N_("Give the evidence: a link, or one of the engagement's posts.")
+                )
+            ]
+        )
+    return evidence
+
+
+def deliver(
+    session: Session,
+    found: DeliverableAccess,
+    data: DeliverIn,
+    *,
+    expected_version: int | None = None,
+) -> Deliverable:
+    granted, deliverable = found.granted, found.deliverable
+    granted.require("deliverable.deliver")
+    _require_open(granted)
+    _check_version(deliverable, expected_version)
+    previous = DeliverableStatus(deliverable.status)
+    if previous not in (DeliverableStatus.planned, DeliverableStatus.returned):
+        raise Conflict(
+            N_("Only a planned or returned deliverable is delivered; this one is %(status)s."),
+            params={"status": previous.value},
+        )
+    evidence = _evidence(session, granted, data)
+    now = utcnow()
+    user = granted.actor.user
+    values: dict[str, Any] = {
+        "status": DeliverableStatus.delivered,
+        "rounds": deliverable.rounds + 1,
+        "evidence": evidence,
+        "delivery_note": data.note.strip(),
+        "delivered_at": now,
+        "delivered_by_id": user.id,
+        "delivered_by_name": user.name,
+        "updated_at": now,
+    }
+    if deliverable.first_delivered_at is None:
+        values["first_delivered_at"] = now
+    if not repository.transition(
+        session,
+        deliverable.id,
+        expected_version=deliverable.version,
+        expected_statuses=(previous,),
+        **values,
+    ):
+        raise Conflict(N_("The deliverable changed while you were delivering it: reload it."))
+    session.refresh(deliverable)
+    _audit(
+        session,
+        granted,
+        "deliverable_delivered",
+        deliverable,
+        {
+            "round": deliverable.rounds,
+            "evidence": evidence,
+            "note": deliverable.delivery_note,
+            "late": planning.is_late(deliverable, now),
+        },
+    )
+    return deliverable
+
+
+def _require_brand(granted: EngagementAccess) -> None:
+    if not granted.on_brand_side:
+        raise Forbidden(N_("Only the brand accepts or returns a deliverable."))
+    granted.require("deliverable.accept")
+
+
+def accept(
+    session: Session, found: DeliverableAccess, *, expected_version: int | None = None
+) -> Deliverable:
+    granted, deliverable = found.granted, found.deliverable
+    _require_brand(granted)
+    _require_open(granted)
+    _check_version(deliverable, expected_version)
+    if deliverable.status != DeliverableStatus.delivered:
+        raise Conflict(
+            N_("Only a delivered deliverable is accepted; this one is %(status)s."),
+            params={"status": str(deliverable.status)},
+        )
+    now = utcnow()
+    user = granted.actor.user
+    if not repository.transition(
+        session,
+        deliverable.id,
+        expected_version=deliverable.version,
+        expected_statuses=(DeliverableStatus.delivered,),
+        status=DeliverableStatus.accepted,
+        decided_at=now,
+        decided_by_id=user.id,
+        decided_by_name=user.name,
+        return_reason="",
+        updated_at=now,
+    ):
+        raise Conflict(N_("The deliverable changed while you were accepting it: reload it."))
+    session.refresh(deliverable)
+    _audit(session, granted, "deliverable_accepted", deliverable, {"round": deliverable.rounds})
+    return deliverable
+
+
+def return_(
+    session: Session,
+    found: DeliverableAccess,
+    data: ReturnIn,
+    *,
+    expected_version: int | None = None,
+) -> Deliverable:
+    """Send a delivery back with the reason; the agency delivers again."""
+    granted, deliverable = found.granted, found.deliverable
+    _require_brand(granted)
+    _require_open(granted)
+    _check_version(deliverable, expected_version)
+    reason = data.reason.strip()
+    if not reason:
+        raise InvalidInput(field_errors=[FieldError("reason", N_("Say what is missing."))])
+    if deliverable.status != DeliverableStatus.delivered:
+        raise Conflict(
+            N_("Only a delivered deliverable is returned; this one is %(status)s."),
+            params={"status": str(deliverable.status)},
+        )
+    now = utcnow()
+    user = granted.actor.user
+    if not repository.transition(
+        session,
+        deliverable.id,
+        expected_version=deliverable.version,
+        expected_statuses=(DeliverableStatus.delivered,),
+        status=DeliverableStatus.returned,
+        decided_at=now,
+        decided_by_id=user.id,
+        decided_by_name=user.name,
+        return_reason=reason,
+        updated_at=now,
+    ):
+        raise Conflict(N_("The deliverable changed while you were returning it: reload it."))
+    session.refresh(deliverable)
+    _audit(
+        session,
+        granted,
+        "deliverable_returned",
+        deliverable,
+        {"round": deliverable.rounds, "reason": reason},
+    )
+    return deliverable
