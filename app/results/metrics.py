@@ -132,6 +132,23 @@ METRICS: tuple[Metric, ...] = (
            "clientes nuevos netos (clientes, no espectadores)", (D,), BM),
     Metric("far_yield", "FAR: yield", "FAR: rendimiento", Unit.money,
            "revenue ÷ transactions", "ingresos ÷ transacciones", (Ad,), BM),
+    # Inputs of the formulas above (ROI's costs, CTR's clicks…), reported like any other row.
+    Metric("ad_spend", "Ad spend", "Inversión publicitaria", Unit.money,
+           "paid media spent on the engagement's ads", "medios pagados en los anuncios de la colaboración",
+           (A, C, D), IND),
+    Metric("production_cost", "Production cost", "Coste de producción", Unit.money,
+           "photo, video and other production paid for", "foto, vídeo y otra producción pagada",
+           (A, C, D, Ad, Av), IND),
+    Metric("engagements", "Engagements", "Interacciones", Unit.quantity,
+           "reactions, comments, shares and saves", "reacciones, comentarios, compartidos y guardados",
+           (C,), IND),
+    Metric("link_clicks", "Link clicks", "Clics en enlaces", Unit.quantity,
+           "clicks on the post's links", "clics en los enlaces de la publicación", (C,), IND),
+    Metric("sessions", "Sessions", "Sesiones", Unit.quantity,
+           "site sessions arriving from social", "sesiones del sitio llegadas desde redes sociales",
+           (C, D), IND),
+    Metric("transactions", "Transactions", "Transacciones", Unit.quantity,
+           "attributed orders", "pedidos atribuidos", (D, Ad), BM),
 )  # fmt: skip
 
 BY_KEY: dict[str, Metric] = {metric.key: metric for metric in METRICS}
