@@ -1,0 +1,1 @@
+"""Accountability scorecards, agency comparison and the metric rollups behind them."""
