@@ -20,6 +20,10 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     BRANDKEEP_ENV=production \
     BRANDKEEP_DATA_DIR=/var/lib/brandkeep
+# Pango and fonts for WeasyPrint's PDF reports.
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 RUN groupadd --system --gid 10001 brandkeep \
     && useradd --system --uid 10001 --gid brandkeep --home-dir /var/lib/brandkeep --create-home brandkeep
 COPY --from=build /opt/venv /opt/venv

@@ -55,9 +55,23 @@ class Settings(BaseSettings):
     # A failed job waits this long times 2^(attempts - 1) before the next attempt.
     job_retry_seconds: float = Field(default=30, ge=0, le=3600)
     invitation_days: int = Field(default=7, ge=1, le=90)
+    # A guest review link (one post, one step, no account) works this many days.
+    guest_link_days: int = Field(default=7, ge=1, le=90)
+
+    # Post attachments (images and videos): the largest accepted upload, in MiB. The
+    # bytes live under data_dir/media, named by their SHA-256 (see app.storage).
+    max_upload_mb: int = Field(default=50, ge=1, le=4096)
+    # An overdue review: its reviewers are reminded every this many hours, and after
+    # this many reminders the brand's leads are told instead (content/reminders.py).
+    review_reminder_hours: float = Field(default=24, gt=0, le=720)
+    review_reminders_before_escalation: int = Field(default=2, ge=0, le=20)
 
     # Threads that serve synchronous routes: sized for the cores, not Starlette's 40.
     threadpool_size: int = Field(default=8, ge=1, le=256)
+
+    # Results imports: the largest file accepted, and for zips (TikTok, .xlsx) the
+    # largest they may unpack to. A million rows of the generic CSV fit in 128 MiB.
+    results_import_max_bytes: int = Field(default=128 * 1024 * 1024, ge=1024)
 
     # Proxies (IPs or CIDRs, comma-separated) whose X-Forwarded-For is believed; by
     # default none, so the client address is the direct peer's.

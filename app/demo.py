@@ -17,10 +17,12 @@ from sqlmodel import Session, select
 from app.accounts import repository as accounts_repository
 from app.accounts import service as accounts
 from app.accounts.models import User
+from app.content import demo_comments, demo_review, media, reminders
 from app.content import service as content
 from app.content.models import DecisionKind
 from app.content.schemas import DecisionIn, PostCreate, PostUpdate
 from app.db import utcnow
+from app.deliverables import demo as deliverables_demo
 from app.engagements import service as engagements
 from app.engagements.models import (
     Channel,
@@ -44,6 +46,8 @@ from app.engagements.schemas import (
     ScopeLineIn,
 )
 from app.engagements.service import EngagementAccess
+from app.results import demo as results_demo
+from app.scorecards import demo as scorecards_demo
 from app.tenancy import repository as tenancy_repository
 from app.tenancy import service as tenancy
 from app.tenancy.models import Organization, OrgKind, Role
@@ -81,6 +85,9 @@ def load(session: Session) -> None:
     organizations = _organizations(session)
     _people(session, organizations)
     _engagements(session, organizations)
+    deliverables_demo.load(session)  # deliverables and escalations over the months above
+    results_demo.load(session)  # six months of results, imported from two platforms
+    scorecards_demo.load(session)  # last: rolls up what the other parts wrote
 
 
 def _organizations(session: Session) -> dict[str, Organization]:
@@ -150,6 +157,10 @@ def _engagements(session: Session, organizations: dict[str, Organization]) -> No
     if "Holiday campaign 2025" not in existing:
         _ended(session, lead, today)
     _posts(session, lead)
+    demo_review.load(session, lead)
+    demo_comments.load(session)
+    reminders.load_demo(session, lead)
+    media.load_demo(session, lead)
 
 
 def _open(

@@ -44,6 +44,8 @@ def get_db_session(request: Request) -> Iterator[Session]:
     """
     with get_database(request).session_scope() as session:
         security_events.remember_request(session, request)
+        # For services that send notifications without being handed the settings.
+        session.info["brandkeep.settings"] = settings_of(request)
         yield session
 
 

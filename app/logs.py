@@ -6,7 +6,7 @@ import logging
 import re
 
 # Paths whose last segment is a bearer secret: whoever reads the log could use it.
-_SECRET_PATHS = re.compile(r"^(/(?:invitations|password-reset)/)[^/?#\s]+")
+_SECRET_PATHS = re.compile(r"^(/(?:invitations|password-reset|guest-review)/)[^/?#\s]+")
 
 
 class RedactSecretPaths(logging.Filter):

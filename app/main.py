@@ -20,17 +20,30 @@ from app.accounts import reset_views
 from app.accounts import views as accounts_views
 from app.config import PROJECT_ROOT, Settings, get_settings
 from app.content import api as content_api
+from app.content import comments_api, comments_views
+from app.content import guest_views as content_guest_views
+from app.content import queue_views as content_queue_views
+from app.content import relaxation_views as content_relaxation_views
 from app.content import views as content_views
 from app.db import Database
+from app.deliverables import api as deliverables_api
+from app.deliverables import views as deliverables_views
 from app.deps import SignInRequired
 from app.engagements import api as engagements_api
 from app.engagements import views as engagements_views
 from app.errors import N_, BrandkeepError, FieldError, InvalidInput, NotFound
+from app.escalations import api as escalations_api
+from app.escalations import views as escalations_views
 from app.invitations import api as invitations_api
 from app.invitations import views as invitations_views
 from app.jobs.runner import JobRunner
 from app.mail import views as mail_views
+from app.notifications import views as notifications_views
+from app.results import api as results_api
+from app.results import views as results_views
 from app.schemas import field_errors_from
+from app.scorecards import api as scorecards_api
+from app.scorecards import views as scorecards_views
 from app.sso import oidc as sso_oidc
 from app.sso import views as sso_views
 from app.tenancy import api as tenancy_api
@@ -82,6 +95,16 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(tenancy_views.router)
     app.include_router(engagements_views.router)
     app.include_router(content_views.router)
+    app.include_router(content_views.upload_router)
+    app.include_router(deliverables_views.router)
+    app.include_router(escalations_views.router)
+    app.include_router(content_guest_views.router)
+    app.include_router(content_relaxation_views.router)
+    app.include_router(comments_views.router)
+    app.include_router(notifications_views.router)
+    app.include_router(content_queue_views.router)
+    app.include_router(scorecards_views.router)
+    app.include_router(results_views.router)
     app.include_router(invitations_views.router)
     app.include_router(reset_views.router)
     app.include_router(mail_views.router)
@@ -91,6 +114,11 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(tenancy_api.router, prefix=API_PREFIX)
     app.include_router(engagements_api.router, prefix=API_PREFIX)
     app.include_router(content_api.router, prefix=API_PREFIX)
+    app.include_router(scorecards_api.router, prefix=API_PREFIX)
+    app.include_router(results_api.router, prefix=API_PREFIX)
+    app.include_router(deliverables_api.router, prefix=API_PREFIX)
+    app.include_router(escalations_api.router, prefix=API_PREFIX)
+    app.include_router(comments_api.router, prefix=API_PREFIX)
     app.include_router(invitations_api.router, prefix=API_PREFIX)
 
     _install_error_handlers(app)

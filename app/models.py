@@ -14,7 +14,16 @@ from app.accounts.models import (
     UserSession,
 )
 from app.audit.models import AuditEntry
-from app.content.models import Decision, Post, PostVersion
+from app.content.comments_models import PostComment
+from app.content.models import (
+    CategoryRelaxation,
+    Decision,
+    GuestReviewLink,
+    Post,
+    PostMedia,
+    PostVersion,
+)
+from app.deliverables.models import Deliverable
 from app.engagements.models import (
     Attestation,
     Campaign,
@@ -28,8 +37,12 @@ from app.engagements.models import (
     ScopeLine,
     StageChange,
 )
+from app.escalations.models import Escalation, EscalationNote
 from app.idempotency import IdempotencyRecord
 from app.jobs.models import DevMail, OutboxJob
+from app.notifications.models import Notification, NotificationPreference
+from app.results.models import ResultImport, ResultRow
+from app.scorecards.models import MetricRollup, ScorecardWeights
 from app.tenancy.models import Invitation, Membership, Organization, SsoSettings
 
 metadata = SQLModel.metadata
@@ -39,24 +52,37 @@ __all__ = [
     "Attestation",
     "AuditEntry",
     "Campaign",
+    "CategoryRelaxation",
     "Decision",
+    "Deliverable",
     "DevMail",
     "Engagement",
     "EngagementEvent",
+    "Escalation",
+    "EscalationNote",
     "Fee",
+    "GuestReviewLink",
     "HandoverRoute",
     "IdempotencyRecord",
     "Invitation",
     "Kpi",
     "Membership",
+    "MetricRollup",
+    "Notification",
+    "NotificationPreference",
     "Objective",
     "Organization",
     "OutboxJob",
     "PasswordReset",
     "Post",
+    "PostComment",
+    "PostMedia",
     "PostVersion",
+    "ResultImport",
+    "ResultRow",
     "ScopeChange",
     "ScopeLine",
+    "ScorecardWeights",
     "SecurityEvent",
     "SsoSettings",
     "StageChange",

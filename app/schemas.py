@@ -52,7 +52,11 @@ def field_errors_from(errors: Sequence[Any], *, skip: tuple[str, ...] = ()) -> l
     """Pydantic's errors as our field errors, with translatable messages."""
     result = []
     for error in errors:
-        location = [str(part) for part in error.get("loc", ()) if str(part) not in skip]
+        location = [str(part) for part in error.get("loc", ())]
+        # Only the leading part names where the value came from: a field may be called
+        # "body" too (a post's, a comment's).
+        if location and location[0] in skip:
+            location = location[1:]
         message = _PYDANTIC_MESSAGES.get(error.get("type", ""), N_("This value is not valid."))
         result.append(FieldError(".".join(location) or "request", message))
     return result

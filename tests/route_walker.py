@@ -31,6 +31,7 @@ route validates before it reads the body's ids); test those beside the route.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import re
 import secrets
@@ -40,6 +41,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -49,15 +51,19 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from httpx import Response
 from sqlmodel import Session, select
+from starlette.datastructures import UploadFile
 
 from app.accounts import service as accounts
 from app.accounts.models import ApiToken, User
 from app.accounts.service import secret_hash
 from app.config import get_settings
+from app.content import media
 from app.content import service as content
 from app.content.schemas import PostCreate
 from app.db import utcnow
+from app.deliverables import service as deliverables
 from app.engagements import service as engagements
+from app.engagements.models import RouteKind
 from app.engagements.schemas import (
     AttestationIn,
     CampaignIn,
@@ -65,10 +71,17 @@ from app.engagements.schemas import (
     FeeIn,
     KpiIn,
     ObjectiveIn,
+    RouteIn,
     ScopeLineIn,
 )
+from app.escalations import service as escalations
+from app.escalations.models import EscalationKind
+from app.escalations.schemas import EscalationCreate
 from app.invitations import service as invitations
 from app.main import API_PREFIX
+from app.results import service as results
+from app.results.models import ImportState, ResultImport, ResultRow
+from app.storage import store_for
 from app.tenancy import service as tenancy
 from app.tenancy.models import Organization, OrgKind, Role
 from app.tenancy.service import actor_for
@@ -82,6 +95,8 @@ PUBLIC_ROUTES = frozenset(
     | {"/sso/start", "/sso/find", "/sso/callback/{provider}"}
     # Links from e-mails (the token is the credential) and the development outbox.
     | {"/invitations/{token}", "/password-reset", "/password-reset/{token}", "/dev/outbox"}
+    # A guest review link (tests/test_guest_review.py): the token is the credential.
+    | {"/guest-review/{token}", "/guest-review/{token}/media/{sha256}"}
 )
 # Development tools that show every tenant's data by design, and answer 404 outside
 # development (tests/test_mail_and_jobs.py shows it): not checked for leaks.
@@ -125,6 +140,10 @@ class Party:
     line_id: uuid.UUID
     attestation_id: uuid.UUID
     post_id: uuid.UUID  # drafted by the agency's side
+    deliverable_id: uuid.UUID  # planned from the scope line
+    escalation_id: uuid.UUID  # opened by the agency's side
+    result_id: uuid.UUID  # a result row reported by the agency's side
+    import_id: uuid.UUID  # a results import of the engagement
     # A pending invitation sent by the owner, to an address nobody else may see.
     invitation_id: uuid.UUID
     invitee_email: str
@@ -248,7 +267,40 @@ def _engagement(
         PostCreate(title="Launch teaser", body="Coming soon."),
     )
     db.commit()
+    with WALKER_IMAGE.open("rb") as image:  # every party's post carries the same file
+        media.attach(
+            db,
+            content.access(db, actor_for(db, agency_owner), post.id),
+            expected_version=post.version,
+            upload=UploadFile(image, filename="walker.png"),
+            store=store_for(get_settings()),
+            settings=get_settings(),
+        )
+    db.commit()
+    engagements.set_route(
+        db,
+        engagements.access(db, actor_for(db, brand_owner), engagement.id),
+        RouteKind.escalation,
+        RouteIn(
+            team="Care", sla_hours=4, contact_name="Care desk", contact_email="care@example.com"
+        ),
+    )
+    deliverable = deliverables.list_deliverables(db, granted)[0]
+    escalation = escalations.open_escalation(
+        db,
+        get_settings(),
+        engagements.access(db, actor_for(db, agency_owner), engagement.id),
+        EscalationCreate(
+            kind=EscalationKind.complaint,
+            conversation_url="https://social.example/thread/1",
+            summary="Parcel arrived damaged.",
+        ),
+    )
+    db.commit()
+    result_id, import_id = _results(db, engagement.id, agency_owner)
     return {
+        "result_id": result_id,
+        "import_id": import_id,
         "engagement_id": engagement.id,
         "engagement_name": name,
         "objective_id": objective.id,
@@ -258,7 +310,38 @@ def _engagement(
         "line_id": line.id,
         "attestation_id": attestation.id,
         "post_id": post.id,
+        "deliverable_id": deliverable.id,
+        "escalation_id": escalation.id,
     }
+
+
+WALKER_IMAGE = Path(__file__).parent / "fixtures" / "media" / "square.png"
+
+
+def _results(
+    db: Session, engagement_id: uuid.UUID, agency_owner: User
+) -> tuple[uuid.UUID, uuid.UUID]:
+    """One result row (through the API's service) and one finished import record."""
+    granted = engagements.access(db, actor_for(db, agency_owner), engagement_id)
+    month = utcnow().date().replace(day=1)
+    results.report(
+        db,
+        granted,
+        [results.ApiRow(channel="", metric="impressions", period_start=month, period_end=month,
+                        value=Decimal(1000))],
+        source="api",
+    )  # fmt: skip
+    record = ResultImport(
+        brand_id=granted.engagement.brand_id,
+        engagement_id=engagement_id,
+        file_name="walker.csv",
+        sha256=hashlib.sha256(str(engagement_id).encode()).hexdigest(),
+        state=ImportState.done,
+    )
+    db.add(record)
+    db.commit()
+    row = db.exec(select(ResultRow).where(ResultRow.engagement_id == engagement_id)).one()
+    return row.id, record.id
 
 
 # --- THE REGISTRY: one entry per parameter name -----------------------------
@@ -275,6 +358,10 @@ PARAMETERS: dict[str, Callable[[Party], object]] = {
     "line_id": lambda party: party.line_id,
     "attestation_id": lambda party: party.attestation_id,
     "post_id": lambda party: party.post_id,
+    "deliverable_id": lambda party: party.deliverable_id,
+    "escalation_id": lambda party: party.escalation_id,
+    "result_id": lambda party: party.result_id,
+    "import_id": lambda party: party.import_id,
     "invitation_id": lambda party: party.invitation_id,
 }
 """How to name a party's object, by route parameter name.
@@ -295,6 +382,11 @@ UNSCOPED_PARAMETERS: dict[str, str] = {
     "token": "no-such-token",
     # A version's number within a post: the post_id beside it is what is scoped.
     "number": "1",
+    # A file of a post, named by its SHA-256: the post_id beside it is what is scoped
+    # (every party's post carries this same file, see make_party).
+    "sha256": hashlib.sha256(WALKER_IMAGE.read_bytes()).hexdigest(),
+    # A guest link's id within a post: the post_id beside it is what is scoped.
+    "link_id": "00000000-0000-4000-8000-000000000000",
 }
 """Path parameters that name nothing belonging to a tenant (a language code, a help
 topic), with one value that works. Only add one after checking that the route shows

@@ -38,6 +38,7 @@ from app.engagements.schemas import (
     RouteIn,
 )
 from app.errors import Forbidden, InvalidInput
+from app.results.repository import Summary as ResultsSummary
 from tests.engagement_factories import (
     ESCALATION,
     HANDOFF,
@@ -74,7 +75,6 @@ DEVELOPMENT_ITEMS = [
 MATURITY_ITEMS = ["initiatives_measured", "relationships_in_house", "roi_far"]
 RESULT_ITEMS = {
     "baseline_results": Stage.setup,
-    "escalations_in_sla": Stage.development,
     "reporting_periods": Stage.development,
     "roi_far": Stage.maturity,
 }
@@ -159,7 +159,7 @@ class TestTheLists:
         set_up_fully(db, parties, engagement.id)
         result = checklist_of(db, parties.lead, engagement.id)
         assert statuses(result) == {key: "holds" for key in SETUP_ITEMS} | {
-            "baseline_results": "not_measurable"
+            "baseline_results": "missing"
         }
         assert not result.holds
         assert [state.item.key for state in result.unmet] == ["baseline_results"]
@@ -637,9 +637,11 @@ class TestInitiativesMeasured:
         assert item(db, parties, engagement, "initiatives_measured").outcome.status == "holds"
 
 
-class TestResultItemsAreNotMeasurable:
+class TestResultItems:
+    """Measured from the engagement's result rows; an attestation never stands in."""
+
     @pytest.mark.parametrize(("key", "stage"), RESULT_ITEMS.items(), ids=list(RESULT_ITEMS))
-    def test_never_hold_even_on_a_complete_engagement(
+    def test_missing_without_results_even_on_a_complete_engagement(
         self, db: Session, parties: Parties, engagement: Engagement, key: str, stage: Stage
     ) -> None:
         set_up_fully(db, parties, engagement.id)
@@ -650,14 +652,8 @@ class TestResultItemsAreNotMeasurable:
         db.commit()
         result = checklist_of(db, parties.lead, engagement.id, stage)
         state = next(s for s in result.items if s.item.key == key)
-        assert state.outcome.status is ItemStatus.not_measurable
-        assert not state.holds
-        assert detail(state).startswith("Not yet measurable")
+        assert state.outcome.status is ItemStatus.missing
         assert not result.holds and state in result.unmet
-        # Everything else on that gate holds: the result item alone keeps it from holding.
-        assert [s.item.key for s in result.unmet] == [
-            k for k, st in RESULT_ITEMS.items() if st is stage
-        ]
 
     @pytest.mark.parametrize("key", list(RESULT_ITEMS))
     def test_not_even_an_attestation_of_that_key_makes_it_hold(self, key: str) -> None:
@@ -667,4 +663,19 @@ class TestResultItemsAreNotMeasurable:
             campaigns=[Campaign(name="C", kpi_id=uuid.uuid4(), created_at=utcnow())],
             attestations=[Attestation(item=key, attested_by_name="Someone", note="Trust me")],
         )
-        assert evaluated(key, rich).outcome.status is ItemStatus.not_measurable
+        assert evaluated(key, rich).outcome.status is ItemStatus.missing
+
+    def test_they_hold_once_the_results_are_there(self) -> None:
+        thin = facts(results=ResultsSummary(rows=4, export_months=2, metrics=frozenset({"reach"})))
+        assert evaluated("baseline_results", thin).holds
+        assert not evaluated("reporting_periods", thin).holds
+        assert not evaluated("roi_far", thin).holds
+        rich = facts(
+            results=ResultsSummary(
+                rows=900, export_months=3, metrics=frozenset({"revenue", "far_frequency"})
+            )
+        )
+        assert all(evaluated(key, rich).holds for key in RESULT_ITEMS)
+        assert detail(evaluated("reporting_periods", rich)) == (
+            "Months backed by platform exports: 3."
+        )

@@ -374,7 +374,7 @@ class TestSettingUpAndStages:
         assert (change.from_stage, change.to_stage) == ("setup", "development")
         assert change.overridden and change.reason == reason
         snapshot = {item["key"]: item["status"] for item in change.checklist}
-        assert snapshot.pop("baseline_results") == "not_measurable"
+        assert snapshot.pop("baseline_results") == "missing"
         assert set(snapshot.values()) == {"holds"} and len(snapshot) == 9
 
     def test_advancing_with_an_unmet_item_needs_a_written_reason(
@@ -611,6 +611,8 @@ class TestPermissions:
             "attestation_id": db.exec(select(Attestation.id)).first(),
             "route_kind": "escalation",
             "engagement_id": eid,
+            # Any id: a stranger is refused on the engagement before the import is looked up.
+            "import_id": uuid.uuid4(),
         }
         before = {model: count(db, model, eid) for model in (Kpi, Objective, ScopeLine, Fee)}
         before_version = fresh(db, eid).version

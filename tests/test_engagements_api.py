@@ -348,7 +348,7 @@ class TestChecklistAndStages:
         assert list(items) == SETUP_ITEMS
         assert {key: item["status"] for key, item in items.items()} == {
             key: "holds" for key in SETUP_ITEMS
-        } | {"baseline_results": "not_measurable"}
+        } | {"baseline_results": "missing"}
         assert items["usage_policy"]["kind"] == "attested"
         assert items["usage_policy"]["attested_by"] == parties.lead.name
         assert items["monitoring"]["attested_by"] == parties.manager.name
@@ -372,7 +372,7 @@ class TestChecklistAndStages:
         unmet = {item["key"]: item["status"] for item in body["unmet"]}
         assert "approval_policy" not in unmet  # the default policy holds
         assert unmet["tracking"] == "missing"
-        assert unmet["baseline_results"] == "not_measurable"
+        assert unmet["baseline_results"] == "missing"
         assert len(unmet) == 9
         assert all(item["detail"] for item in body["unmet"])
         assert fresh(db, engagement.id).stage == Stage.setup

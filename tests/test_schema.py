@@ -33,6 +33,7 @@ GLOBAL_TABLES = frozenset(
         "security_event",  # per person, shown to the owners of their organizations
         "outbox_job",  # the job runner's queue; each job sets its own tenant context
         "dev_mail",  # development only
+        "notification_preference",  # one person's choices, across their organizations
     }
 )
 TENANT_KEYS = frozenset({"organization_id", "brand_id"})

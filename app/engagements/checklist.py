@@ -14,7 +14,7 @@ import enum
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from app.engagements.models import (
@@ -28,7 +28,10 @@ from app.engagements.models import (
     Stage,
 )
 from app.errors import N_
+from app.escalations import measures as escalation_measures
+from app.escalations.models import Escalation
 from app.results.metrics import get_metric
+from app.results.repository import Summary as ResultsSummary
 
 
 class ItemKind(enum.StrEnum):
@@ -68,6 +71,11 @@ class Facts:
     attestations: Sequence[Attestation]  # live ones only
     brand_member_roles: dict[uuid.UUID, str]
     entered_stage_at: datetime | None
+    # Escalations opened in the last SLA_WINDOW, and the moment the checklist is read.
+    recent_escalations: Sequence[Escalation] = ()
+    checked_at: datetime | None = None
+    # What the engagement's results hold (disputed rows left out).
+    results: ResultsSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -254,13 +262,56 @@ def initiatives_with_measure(facts: Facts) -> Outcome:
     return _holds(N_("Every initiative since maturity has its success measure."))
 
 
-def _needs_results(_: Facts) -> Outcome:
-    return _not_measurable(N_("Not yet measurable: Brandkeep does not hold results for it yet."))
+def baseline_results(facts: Facts) -> Outcome:
+    if facts.results is None or not facts.results.rows:
+        return _missing(N_("No results yet: import the channels' recent exports as the baseline."))
+    return _holds(N_("Result rows held: %(count)d."), count=facts.results.rows)
 
 
-def _needs_escalations(_: Facts) -> Outcome:
-    return _not_measurable(
-        N_("Not yet measurable: Brandkeep does not hold escalations for it yet.")
+def reporting_periods(facts: Facts) -> Outcome:
+    months = facts.results.export_months if facts.results else 0
+    if months < 3:
+        return _missing(
+            N_("Months backed by platform exports: %(months)d of the 3 needed."), months=months
+        )
+    return _holds(N_("Months backed by platform exports: %(months)d."), months=months)
+
+
+def roi_and_far(facts: Facts) -> Outcome:
+    metrics = facts.results.metrics if facts.results else frozenset()
+    money = "revenue" in metrics or "roi" in metrics
+    far = sorted(metric for metric in metrics if metric.startswith("far_"))
+    if not money:
+        return _missing(N_("No revenue or ROI reported in money yet."))
+    if not far:
+        return _missing(N_("No FAR measure (frequency, customer reach, yield) tracked yet."))
+    return _holds(N_("Revenue or ROI reported; FAR measures tracked: %(far)d."), far=len(far))
+
+
+# "The last period" of the escalations item: the 30 days before the checklist is read.
+SLA_WINDOW = timedelta(days=30)
+
+
+def escalations_in_sla(facts: Facts) -> Outcome:
+    """Every escalation of the last 30 days taken up within its SLA (pending ones wait)."""
+    counts = escalation_measures.count(facts.recent_escalations, facts.checked_at)
+    if counts.breached:
+        return _missing(
+            N_("SLA breaches in the last 30 days: %(breached)d of %(decided)d escalations."),
+            breached=counts.breached,
+            decided=counts.decided,
+        )
+    if not counts.decided:
+        if _route(facts, RouteKind.escalation) is None:
+            return _missing(N_("No escalation route, and no escalations to measure yet."))
+        return _holds(
+            N_("No escalation was due in the last 30 days; the route is in place (%(open)d open)."),
+            open=counts.pending,
+        )
+    return _holds(
+        N_("Escalations in the last 30 days taken up within their SLA: %(met)d of %(decided)d."),
+        met=counts.within_sla,
+        decided=counts.decided,
     )
 
 
@@ -307,11 +358,11 @@ ITEMS: tuple[Item, ...] = (
          N_("Content plan: an editorial calendar with owners on both sides"), "content-plan",
          evaluate=content_plan),
     Item("baseline_results", Transition.to_development, ItemKind.computed,
-         N_("Baseline results imported"), "results", evaluate=_needs_results),
+         N_("Baseline results imported"), "results", evaluate=baseline_results),
     # development → maturity
     Item("escalations_in_sla", Transition.to_maturity, ItemKind.computed,
          N_("Escalations handled within their SLA over the last period"), "routes",
-         evaluate=_needs_escalations),
+         evaluate=escalations_in_sla),
     Item("advocates", Transition.to_maturity, ItemKind.attested,
          N_("Brand advocates identified and rewarded"), "attestations", ("brand",),
          evaluate=_attested("advocates")),
@@ -322,7 +373,7 @@ ITEMS: tuple[Item, ...] = (
          N_("Every campaign tied to a KPI"), "campaigns", evaluate=campaigns_tied_to_kpi),
     Item("reporting_periods", Transition.to_maturity, ItemKind.computed,
          N_("At least 3 reporting periods backed by platform exports; KPIs reviewed"), "results",
-         evaluate=_needs_results),
+         evaluate=reporting_periods),
     # staying in maturity
     Item("initiatives_measured", Transition.staying, ItemKind.computed,
          N_("Each new initiative launches with its success measure"), "campaigns",
@@ -331,7 +382,7 @@ ITEMS: tuple[Item, ...] = (
          N_("Customer relationships handled in-house, not by the agency"), "attestations",
          ("brand",), evaluate=_attested("relationships_in_house")),
     Item("roi_far", Transition.staying, ItemKind.computed,
-         N_("ROI reported in money; FAR tracked"), "results", evaluate=_needs_results),
+         N_("ROI reported in money; FAR tracked"), "results", evaluate=roi_and_far),
 )  # fmt: skip
 
 BY_KEY = {item.key: item for item in ITEMS}

@@ -18,6 +18,7 @@ from sqlmodel import Session, SQLModel
 from app.audit import service as audit
 from app.config import get_settings
 from app.db import utcnow
+from app.deliverables import planning
 from app.engagements import checklist, repository
 from app.engagements.checklist import Facts, ItemState, Transition
 from app.engagements.models import (
@@ -60,7 +61,9 @@ from app.errors import (
     NotFound,
     PreconditionFailed,
 )
+from app.escalations import repository as escalation_repository
 from app.exports import to_csv
+from app.results import repository as results_repository
 from app.results.metrics import Unit, get_metric
 from app.tenancy import repository as tenancy_repository
 from app.tenancy.capabilities import can, refusal_reason
@@ -524,6 +527,7 @@ def add_scope_line(session: Session, granted: EngagementAccess, data: ScopeLineI
     session.add(line)
     session.flush()
     _scope_change(session, granted, "scope_line", "added", None, line)
+    planning.scope_line_saved(session, granted.engagement, granted.actor.user, line.id)
     return line
 
 
@@ -539,6 +543,7 @@ def update_scope_line(
     session.add(line)
     session.flush()
     _scope_change(session, granted, "scope_line", "changed", before, line)
+    planning.scope_line_saved(session, granted.engagement, granted.actor.user, line.id)
     return line
 
 
@@ -547,6 +552,7 @@ def remove_scope_line(session: Session, granted: EngagementAccess, line_id: uuid
     _require_open(granted)
     line = _owned(session, ScopeLine, granted, line_id)
     _scope_change(session, granted, "scope_line", "removed", line, None)
+    planning.scope_line_removed(session, granted.engagement, granted.actor.user, line.id)
     session.delete(line)
     session.flush()
 
@@ -875,6 +881,7 @@ def set_policy(
 
 def facts(session: Session, engagement: Engagement) -> Facts:
     last = repository.last_stage_change(session, engagement)
+    now = utcnow()
     return Facts(
         engagement=engagement,
         objectives=repository.rows_of(session, Objective, engagement),
@@ -884,6 +891,11 @@ def facts(session: Session, engagement: Engagement) -> Facts:
         attestations=repository.live_attestations(session, engagement),
         brand_member_roles=_member_ids(session, engagement.brand_id),
         entered_stage_at=last.at if last else None,
+        recent_escalations=escalation_repository.opened_between(
+            session, engagement, now - checklist.SLA_WINDOW, now
+        ),
+        checked_at=now,
+        results=results_repository.summarise(session, engagement),
     )
 
 

@@ -18,6 +18,8 @@ from fastapi.responses import Response
 from starlette.datastructures import FormData
 
 from app import web
+from app.content import queue as content_queue
+from app.db import utcnow
 from app.deps import PageActor, SessionDep, verify_csrf
 from app.engagements import service
 from app.engagements.checklist import ITEMS, ItemStatus
@@ -38,6 +40,8 @@ from app.engagements.schemas import (
 )
 from app.engagements.service import EngagementAccess
 from app.errors import N_, Conflict, FieldError, InvalidInput, NotFound, PreconditionFailed
+from app.results import repository as results_repository
+from app.results import service as results
 from app.results.metrics import METRICS, Unit, get_metric
 from app.schemas import parse_input
 from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
@@ -275,6 +279,9 @@ def _page_context(db: SessionDep, granted: EngagementAccess) -> dict[str, Any]:
         ),
         "form": None,
         "form_message": None,
+        "overdue_reviews": content_queue.overdue_reviews(db, granted, utcnow()),
+        "results_headline": results.headline(db, granted.engagement),
+        "results_summary": results_repository.summarise(db, granted.engagement),
     }
 
 

@@ -33,7 +33,9 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session, SessionTransaction
 
 from app.config import Settings
+from app.content import reminders
 from app.db import Database
+from app.deliverables import tasks as deliverable_tasks
 from app.jobs import service
 
 log = logging.getLogger("brandkeep.jobs")
@@ -65,6 +67,10 @@ class JobRunner:
         self._run_task = self.huey.task(name=RUN_TASK)(self._run)
         # crontab() is every minute; the consumer also runs it once when it starts.
         self.huey.periodic_task(crontab(), name=SWEEP_TASK)(self._sweep)
+        # Review due times: reminders, escalations and missed slots.
+        reminders.register(self.huey, database, settings)
+        # Deliverables of each new period, planned from the scope of work.
+        deliverable_tasks.register(self.huey, database)
         self._lock = threading.Lock()
         self._users = 0
         self._consumer: Consumer | None = None

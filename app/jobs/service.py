@@ -36,7 +36,7 @@ from app.jobs.models import OutboxJob
 log = logging.getLogger("brandkeep.jobs")
 
 # Modules whose import registers handlers (with @handler). Add a feature's tasks module here.
-HANDLER_MODULES = ("app.mail.tasks",)
+HANDLER_MODULES = ("app.mail.tasks", "app.results.tasks")
 
 # The session.info key under which a transaction collects the jobs it queued.
 QUEUED_KEY = "brandkeep.queued_jobs"

@@ -85,6 +85,14 @@ REFUSAL_REASONS: dict[str, str] = {
     ),
     "members.manage": N_("Only an owner of the organization can manage its members."),
     "org.settings": N_("Only an owner of the organization can change its settings."),
+    "deliverable.deliver": N_("Only the agency's owners and managers deliver."),
+    "deliverable.accept": N_(
+        "Only the brand's owners, account leads and reviewers accept or return deliverables."
+    ),
+    "escalation.open": N_("Only the agency's owners and managers open escalations."),
+    "escalation.handle": N_(
+        "Only the brand's owners, account leads and reviewers handle escalations."
+    ),
 }
 DEFAULT_REFUSAL = N_("Your role in this organization does not allow this.")
 
