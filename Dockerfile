@@ -20,7 +20,9 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \
     BRANDKEEP_ENV=production \
     BRANDKEEP_DATA_DIR=/var/lib/brandkeep
-# Pango and fonts for WeasyPrint's PDF reports.
+# Pango and fonts for WeasyPrint's PDF reports. Not pinned: the base image's Debian
+# release fixes their versions, and pins would break on its next security update.
+# hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core \
     && rm -rf /var/lib/apt/lists/*

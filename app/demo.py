@@ -454,7 +454,14 @@ POSTS = (
     ("Rain jacket drop", "The Storm Shell is back in five colours. Which one is yours?", "voided"),
     ("Competitor comparison", "Why our boots beat Brand X: a side-by-side.", "rejected"),
     ("Black Friday countdown", "Three days to go. Set a reminder.", "withdrawn"),
+    ("Trail running clinic", "Free clinic with our coaches on Saturday at 10:00.", "revised"),
+    ("Storm Shell care video", "Wash and re-proof your shell in five minutes.", "revised"),
 )  # fmt: skip
+# How long Northwind took to send a new version after the brand asked for changes: slow.
+REVISED_AFTER = {
+    "Trail running clinic": timedelta(days=4),
+    "Storm Shell care video": timedelta(days=3, hours=6),
+}
 
 
 def _posts(session: Session, lead: Actor) -> None:
@@ -471,40 +478,73 @@ def _posts(session: Session, lead: Actor) -> None:
     agency_side = engagements.access(session, creator, engagement.id)
     if content.list_posts(session, agency_side):
         return
-    planned = utcnow().replace(hour=9, minute=0, second=0, microsecond=0)
+    now = utcnow()
+    planned = now.replace(hour=9, minute=0, second=0, microsecond=0)
     for index, (title, body, fate) in enumerate(POSTS):
-        post = content.create_post(
-            session,
-            agency_side,
-            PostCreate(
-                title=title, body=body, channels=[Channel.instagram, Channel.facebook],
-                planned_at=planned + timedelta(days=3 + 2 * index), timezone="Europe/Madrid",
-                campaign="Spring trail launch", content_category="product",
-            ),
-        )  # fmt: skip
+        created = now - timedelta(days=60 - 6 * index)
+        with demo_review.happened(session, engagement.id, created):
+            post = content.create_post(
+                session,
+                agency_side,
+                PostCreate(
+                    title=title, body=body, channels=[Channel.instagram, Channel.facebook],
+                    planned_at=planned + timedelta(days=3 + 2 * index), timezone="Europe/Madrid",
+                    campaign="Spring trail launch", content_category="product",
+                ),
+            )  # fmt: skip
         if fate == "draft":
             continue
-        found = content.access(session, creator, post.id)
-        content.submit(session, found)
+        # Still open: sent three days ago, so the brand's answer is overdue; or changes asked
+        # five days ago and not answered yet. The others went in hours after they were written.
+        submitted = {
+            "in_review": now - timedelta(days=3),
+            "changes_requested": now - timedelta(days=6),
+        }.get(fate, created + timedelta(hours=4))
+        with demo_review.happened(session, engagement.id, submitted):
+            content.submit(session, content.access(session, creator, post.id))
         if fate == "in_review":
             continue
         if fate == "withdrawn":
-            content.withdraw(session, content.access(session, creator, post.id))
+            with demo_review.happened(session, engagement.id, submitted + timedelta(hours=6)):
+                content.withdraw(session, content.access(session, creator, post.id))
             continue
+        decided = submitted + timedelta(hours=18 + 7 * index)  # the brand's answer
+        if fate == "revised":
+            with demo_review.happened(session, engagement.id, decided):
+                _judge(session, reviewer, post.id, DecisionKind.request_changes,
+                       "Add the booking link and the number of places.")  # fmt: skip
+            revised = decided + REVISED_AFTER[title]
+            with demo_review.happened(session, engagement.id, revised):
+                found = content.access(session, creator, post.id)
+                content.edit_post(
+                    session, found, expected_version=found.post.version,
+                    data=PostUpdate(body=body + " Book at acme.example/clinic: 20 places."),
+                )  # fmt: skip
+            with demo_review.happened(session, engagement.id, revised + timedelta(hours=1)):
+                content.submit(session, content.access(session, creator, post.id))
+            decided = revised + timedelta(hours=20)
         verdicts = {
             "changes_requested": (DecisionKind.request_changes, "Say 20 % only on trail shoes."),
             "rejected": (DecisionKind.reject, "We never name competitors."),
         }
         kind, comment = verdicts.get(fate, (DecisionKind.approve, ""))
-        judged = content.access(session, reviewer, post.id)
-        version_hash = content.hash_of(content.current_version(session, judged.post))
-        content.decide(
-            session, judged, DecisionIn(decision=kind, version_hash=version_hash, comment=comment)
-        )
+        with demo_review.happened(session, engagement.id, decided):
+            _judge(session, reviewer, post.id, kind, comment)
         if fate == "voided":
             # The agency edits after approval: the approval no longer holds.
-            edited = content.access(session, creator, post.id)
-            content.edit_post(
-                session, edited, expected_version=edited.post.version,
-                data=PostUpdate(body=body + " Now with a lifetime repair promise."),
-            )  # fmt: skip
+            with demo_review.happened(session, engagement.id, decided + timedelta(days=1)):
+                edited = content.access(session, creator, post.id)
+                content.edit_post(
+                    session, edited, expected_version=edited.post.version,
+                    data=PostUpdate(body=body + " Now with a lifetime repair promise."),
+                )  # fmt: skip
+
+
+def _judge(
+    session: Session, reviewer: Actor, post_id: uuid.UUID, kind: DecisionKind, comment: str
+) -> None:
+    judged = content.access(session, reviewer, post_id)
+    version_hash = content.hash_of(content.current_version(session, judged.post))
+    content.decide(
+        session, judged, DecisionIn(decision=kind, version_hash=version_hash, comment=comment)
+    )

@@ -87,6 +87,13 @@ class PreconditionRequired(BrandkeepError):
     title = N_("Send the If-Match header with the ETag you last read")
 
 
+class Unavailable(BrandkeepError):
+    """A part of the product this server cannot offer, e.g. PDF without its system libraries."""
+
+    status_code = 503
+    title = N_("Not available on this server")
+
+
 class TooManyRequests(BrandkeepError):
     status_code = 429
     title = N_("Too many attempts. Wait a little and try again.")

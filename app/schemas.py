@@ -48,6 +48,11 @@ _PYDANTIC_MESSAGES = {
 }
 
 
+class InputRule(ValueError):
+    """Raised by our validators with an ``N_()`` msgid: shown as it is (translated), where
+    pydantic's own value errors get the generic message."""
+
+
 def field_errors_from(errors: Sequence[Any], *, skip: tuple[str, ...] = ()) -> list[FieldError]:
     """Pydantic's errors as our field errors, with translatable messages."""
     result = []
@@ -58,6 +63,9 @@ def field_errors_from(errors: Sequence[Any], *, skip: tuple[str, ...] = ()) -> l
         if location and location[0] in skip:
             location = location[1:]
         message = _PYDANTIC_MESSAGES.get(error.get("type", ""), N_("This value is not valid."))
+        rule = (error.get("ctx") or {}).get("error")
+        if isinstance(rule, InputRule):
+            message = str(rule)
         result.append(FieldError(".".join(location) or "request", message))
     return result
 

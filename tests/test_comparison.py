@@ -20,6 +20,7 @@ from app.scorecards.rollups import refresh_rollups_for
 from app.tenancy.models import OrgKind, Role
 from tests.engagement_factories import Parties, accepted_engagement, add_kpi, make_parties, person
 from tests.factories import bearer, create_org, create_token, sign_in
+from tests.pdf_support import skip_without_pdf
 from tests.test_scorecard import add_row
 
 API = "/api/v1"
@@ -137,7 +138,7 @@ def test_comparison_page_and_its_pdf_for_a_lead(
         f"/brands/{parties.brand.slug}/comparison", headers={"Accept-Language": "es"}
     )
     assert spanish.headers["content-language"] in ("es", "en")
-    pytest.importorskip("weasyprint", reason="WeasyPrint needs Pango (see the Dockerfile)")
+    skip_without_pdf()
     pdf = client.get(f"/brands/{parties.brand.slug}/comparison.pdf")
     assert pdf.status_code == 200 and pdf.content.startswith(b"%PDF")
 

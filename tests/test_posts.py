@@ -157,7 +157,9 @@ class TestLifecycle:
         bad = client.post(
             url, json={"title": "T", "timezone": "Mars/Base"}, headers=bearer(world.creator)
         )
-        assert "timezone" in [e["field"] for e in problem(bad, 422)["errors"]]
+        errors = {e["field"]: e["message"] for e in problem(bad, 422)["errors"]}
+        # Our validator's own message, not pydantic's generic one.
+        assert errors["timezone"] == "Use an IANA time zone, such as Europe/Madrid."
 
     def test_reject_needs_a_reason_and_ends_the_round(
         self, client: TestClient, world: World

@@ -5,6 +5,7 @@ checks, on the audit record like any decision, and revoked at once by the brand.
 
 from __future__ import annotations
 
+import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from sqlmodel import Session, col, select
 from app.audit import service as audit
 from app.audit.models import AuditEntry
 from app.content import relaxation
+from app.content import service as content
 from app.content.models import CategoryRelaxation, Decision
 from app.engagements import service as engagements
 from app.engagements.models import Engagement
@@ -198,6 +200,27 @@ class TestOnSubmit:
             assert made.automatic and made.decider_name == relaxation.AUTO_APPROVER
             assert made.version_hash == post["current"]["content_hash"]
         assert statuses == {"approved", "in_review"}  # 2 × 2⁻¹⁶ to fail by chance
+        assert audit.verify_chain(db, world.engagement.id).ok
+
+    def test_a_caller_may_supply_the_draw_for_one_block_only(
+        self, db: Session, world: World, client: TestClient
+    ) -> None:
+        """The demo replays a seeded story this way; everyone else keeps the secure draw."""
+        for _ in range(3):
+            reviewed(client, world)
+        enable(db, world, rate=5)
+        outcomes = []
+        for draw in (lambda rate: 0, lambda rate: rate - 1):
+            post = draft(client, world.creator, world.engagement.id, content_category=CATEGORY)
+            creator = grant(db, world.parties.creator, world.engagement.id).actor
+            with relaxation.drawing(draw):
+                found = content.access(db, creator, uuid.UUID(post["id"]))
+                outcomes.append(str(content.submit(db, found).status))
+            db.commit()
+        assert outcomes == ["in_review", "approved"]
+        recorded = [e.data["draw"] for e in chain(db, world) if "draw" in e.data]
+        assert recorded == [0, 4]
+        assert relaxation._draw.get() is secrets.randbelow
         assert audit.verify_chain(db, world.engagement.id).ok
 
     def test_revoking_stops_auto_approval_at_once(

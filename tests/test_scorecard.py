@@ -22,6 +22,7 @@ from app.scorecards.models import MetricRollup, ScorecardWeights
 from app.scorecards.rollups import refresh_rollups_for
 from tests.engagement_factories import Parties, accepted_engagement, add_kpi, make_parties
 from tests.factories import bearer, create_token, sign_in
+from tests.pdf_support import skip_without_pdf
 
 API = "/api/v1"
 
@@ -367,7 +368,7 @@ def test_csv_downloads_neutralise_formulas(
 def test_scorecard_pdf_is_a_pdf_in_the_readers_language(
     client: TestClient, db: Session, parties: Parties, engagement: Engagement
 ) -> None:
-    pytest.importorskip("weasyprint", reason="WeasyPrint needs Pango (see the Dockerfile)")
+    skip_without_pdf()
     _results(db, engagement)
     sign_in(client, parties.lead.email)
     response = client.get(

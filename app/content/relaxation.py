@@ -22,7 +22,9 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +54,22 @@ DEFAULT_THRESHOLD = 5
 DEFAULT_SPOT_CHECK_RATE = 5
 MAX_THRESHOLD = 50
 MAX_SPOT_CHECK_RATE = 100
+
+# The spot-check draw: ``draw(rate)`` gives a number in ``0 … rate - 1``. Always the
+# system's secure generator, unless a caller that must replay the same story (the demo)
+# supplies its own for the length of a ``with drawing(...)`` block.
+Draw = Callable[[int], int]
+_draw: ContextVar[Draw] = ContextVar("relaxation_draw", default=secrets.randbelow)
+
+
+@contextmanager
+def drawing(draw: Draw) -> Iterator[None]:
+    """Draw spot checks with ``draw`` inside the block (e.g. a seeded ``Random.randrange``)."""
+    token = _draw.set(draw)
+    try:
+        yield
+    finally:
+        _draw.reset(token)
 
 
 # --- the evidence ----------------------------------------------------------------
@@ -333,7 +351,7 @@ def after_submit(
     number = _count_submission(session, row)
     if number is None:  # revoked a moment ago
         return False
-    draw = secrets.randbelow(row.spot_check_rate)
+    draw = _draw.get()(row.spot_check_rate)
     rule = {
         "relaxation_id": str(row.id),
         "category": category,

@@ -11,6 +11,7 @@ from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from app.content.models import DecisionKind, FunnelStage
 from app.engagements.models import Channel
 from app.errors import N_
+from app.schemas import InputRule
 
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 
@@ -21,7 +22,7 @@ def _check_timezone(value: str | None) -> str | None:
     try:
         ZoneInfo(value)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(N_("Use an IANA time zone, such as Europe/Madrid.")) from None
+        raise InputRule(N_("Use an IANA time zone, such as Europe/Madrid.")) from None
     return value
 
 
@@ -48,7 +49,7 @@ class PostFields(BaseModel):
     @classmethod
     def _media(cls, value: list[str] | None) -> list[str] | None:
         if value is not None and any(len(item) != 64 for item in value):
-            raise ValueError(N_("Media are named by the SHA-256 of their bytes (64 hex digits)."))
+            raise InputRule(N_("Media are named by the SHA-256 of their bytes (64 hex digits)."))
         return value
 
 

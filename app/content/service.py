@@ -69,13 +69,7 @@ class PostAccess:
 def access(session: Session, actor: Actor, post_id: uuid.UUID) -> PostAccess:
     """Load a post for this actor: 404 if its engagement is not theirs."""
     found = repository.get_post(session, post_id, actor.org_ids)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    post, engagement = found
-    try:
-        granted = engagements.access(session, actor, engagement.id)
-    except NotFound:
-        raise NotFound(NOT_FOUND) from None
+    post, granted = engagements.access_through(session, actor, found, NOT_FOUND)
     return PostAccess(post, granted)
 
 

@@ -18,11 +18,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 
 from app import storage, web
-from app.content import channels, comments, diff, guest, media, service, utm
+from app.content import channels, comments, diff, guest, media, schedule, service, utm
 from app.content.deps import PagePost
 from app.content.models import DecisionKind, Post, PostStatus, PostVersion
 from app.content.schemas import DecisionIn, PostCreate, PostUpdate
 from app.content.service import PostAccess
+from app.db import utcnow
 from app.deps import SessionDep, verify_csrf
 from app.engagements.deps import PageEngagement
 from app.engagements.models import Channel
@@ -41,8 +42,9 @@ router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 # Uploads check the declared size before the CSRF check reads the form (see upload_router).
 upload_router = APIRouter(include_in_schema=False)
 
+# One post's status (its badge, a row of a table).
 POST_STATUS_NAMES = {
-    PostStatus.draft: N_("Drafts"),
+    PostStatus.draft: N_("Draft"),
     PostStatus.in_review: N_("In review"),
     PostStatus.changes_requested: N_("Changes requested"),
     PostStatus.approved: N_("Approved"),
@@ -54,7 +56,10 @@ DECISION_NAMES = {
     DecisionKind.request_changes: N_("Asked for changes"),
     DecisionKind.reject: N_("Rejected"),
 }
+# The posts page's groups, one heading per status: several posts each.
+POST_GROUP_NAMES = {**POST_STATUS_NAMES, PostStatus.draft: N_("Drafts")}
 web.register_labels("post_status_names", POST_STATUS_NAMES)
+web.register_labels("post_group_names", POST_GROUP_NAMES)
 web.register_labels("decision_names", DECISION_NAMES)
 
 
@@ -93,6 +98,7 @@ def posts_page(request: Request, db: SessionDep, granted: PageEngagement) -> Res
 
 def _review_context(db: Session, found: PostAccess) -> dict[str, Any]:
     review = service.review_of(db, found.post)
+    now = utcnow()
     return {
         "user": found.granted.actor.user,
         "post": found.post,
@@ -100,6 +106,9 @@ def _review_context(db: Session, found: PostAccess) -> dict[str, Any]:
         "current": service.current_version(db, found.post),
         "review": review,
         "may_decide": service.may_decide(found, review),
+        # Worked out from the clock as well, so the page is right before the sweep runs.
+        "overdue": schedule.is_overdue(found.post, now),
+        "missed_slot": schedule.is_missed(found.post, now),
         "decisions": service.decisions_of(db, found.post),
         "thread": comments.thread_of(db, found),
         # Guest links are the brand's business: the agency never sees whom the brand asked.

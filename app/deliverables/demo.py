@@ -1,8 +1,9 @@
 """Demo history of deliverables and escalations (called once from ``app.demo.load``).
 
-Acme × Northwind gets six months of deliverables (most on time, some late, some
-returned and delivered again, the current month waiting on the brand) and
-escalations in every state; Acme × Bluepeak, a few weeks old, gets a little. The
+Acme × Northwind gets six months of deliverables (late more and more often lately,
+some returned and delivered again, the current month waiting on the brand) and
+escalations in every state; Acme × Bluepeak, a few weeks old, gets a little, all of
+it on time. The
 work goes through the real services, so the audit record and the e-mails are real;
 then its timestamps are moved back to when the story says it happened. Loading
 twice changes nothing: an engagement that already has a delivery or an
@@ -31,8 +32,9 @@ from app.escalations.models import Escalation, EscalationKind, Outcome
 from app.escalations.schemas import AcknowledgeIn, EscalationCreate, NoteIn, ResolveIn
 from app.tenancy.service import Actor, actor_for
 
-# Which past deliverables the story makes late (days after due) or returns once.
-LATE_DAYS = {1: 2, 4: 3, 7: 1}
+# Which past deliverables the story makes late (counted back from the latest one due:
+# days after due), and which it returns once (counted from the oldest).
+LATE_DAYS = {0: 2, 2: 3, 3: 1, 5: 4, 7: 2, 12: 2, 15: 3}
 RETURNED = {
     2: "The report misses the coupon redemptions by channel.",
     6: "Three posts use last season's photos.",
@@ -67,7 +69,8 @@ def _actor(session: Session, email: str) -> Actor:
 
 def _evidence(session: Session, manager: Actor, row: Deliverable) -> DeliverIn:
     month = row.period_start.strftime("%Y-%m")
-    links = [EvidenceLink(url=f"https://drive.northwind.example/acme/{month}/{row.kind}")]
+    drive = f"https://drive.{manager.user.email.partition('@')[2]}/acme/{month}"
+    links = [EvidenceLink(url=f"{drive}/{row.kind}")]
     post_ids = []
     if row.kind == "posts":
         granted = engagements.access(session, manager, row.engagement_id)
@@ -75,7 +78,7 @@ def _evidence(session: Session, manager: Actor, row: Deliverable) -> DeliverIn:
     if row.kind == "monthly_report":
         links = [
             EvidenceLink(
-                url=f"https://drive.northwind.example/acme/{month}/report.pdf",
+                url=f"{drive}/report.pdf",
                 label=f"Report {month}",
             )
         ]
@@ -99,12 +102,16 @@ def _deliverables(
     due = [row for row in rows if row.due_at <= now]
     upcoming = [row for row in rows if row.due_at > now]
     if thin:
-        # A few weeks in: the first report went in a day late and waits for the brand.
-        for row in due[:1] or upcoming[:1]:
-            _deliver(session, manager, row, at=min(row.due_at + timedelta(days=1), now))
+        # A few weeks in, everything went in the eve of its due date; the brand accepted
+        # it within a day, except the latest, which waits for its answer.
+        for index, row in enumerate(due):
+            delivered_at = min(row.due_at - timedelta(hours=20), now - timedelta(hours=2))
+            _deliver(session, manager, row, at=delivered_at)
+            if index < len(due) - 1:
+                _accept(session, reviewer, row, at=min(row.due_at + timedelta(hours=20), now))
         return
     for index, row in enumerate(due):
-        late = LATE_DAYS.get(index)
+        late = LATE_DAYS.get(len(due) - 1 - index)
         delivered_at = row.due_at + (timedelta(days=late) if late else -timedelta(days=1))
         delivered_at = min(delivered_at, now - timedelta(hours=2))
         _deliver(session, manager, row, at=delivered_at)
@@ -227,7 +234,7 @@ def _bluepeak_escalations(session: Session, engagement: Engagement) -> None:
             (
                 EscalationKind.complaint,
                 2,
-                12,
+                3,
                 None,
                 "X user reports a rude reply from a store employee.",
                 "@lucia_runs",

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from app.engagements.schemas import ScopeKind
 from app.errors import N_
+from app.schemas import InputRule
 
 
 def check_web_link(value: str) -> str:
@@ -18,7 +19,7 @@ def check_web_link(value: str) -> str:
     value = value.strip()
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise ValueError(N_("Give a full web address starting with https://."))
+        raise InputRule(N_("Give a full web address starting with https://."))
     return value
 
 

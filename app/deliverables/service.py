@@ -50,13 +50,7 @@ class DeliverableAccess:
 def access(session: Session, actor: Actor, deliverable_id: uuid.UUID) -> DeliverableAccess:
     """Load a deliverable for this actor: 404 if its engagement is not theirs."""
     found = repository.get_deliverable(session, deliverable_id, actor.org_ids)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    deliverable, engagement = found
-    try:
-        granted = engagements.access(session, actor, engagement.id)
-    except NotFound:
-        raise NotFound(NOT_FOUND) from None
+    deliverable, granted = engagements.access_through(session, actor, found, NOT_FOUND)
     return DeliverableAccess(deliverable, granted)
 
 

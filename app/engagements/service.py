@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 
 from babel.numbers import get_currency_precision, list_currencies
 from sqlmodel import Session, SQLModel
@@ -148,6 +148,25 @@ def access(session: Session, actor: Actor, engagement_id: uuid.UUID) -> Engageme
     if engagement is None:
         raise NotFound(NOT_FOUND)
     return _access_to(session, actor, engagement)
+
+
+Child = TypeVar("Child")
+
+
+def access_through(
+    session: Session, actor: Actor, found: tuple[Child, Engagement] | None, not_found: str
+) -> tuple[Child, EngagementAccess]:
+    """An object of an engagement (a post, a deliverable…) loaded through the scoped layer,
+    with the caller's access to that engagement: 404 with ``not_found`` if either is not
+    theirs, so a foreign object and a missing one look the same."""
+    if found is None:
+        raise NotFound(not_found)
+    child, engagement = found
+    try:
+        granted = access(session, actor, engagement.id)
+    except NotFound:
+        raise NotFound(not_found) from None
+    return child, granted
 
 
 def _access_to(session: Session, actor: Actor, engagement: Engagement) -> EngagementAccess:

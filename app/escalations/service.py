@@ -79,13 +79,7 @@ class EscalationAccess:
 def access(session: Session, actor: Actor, escalation_id: uuid.UUID) -> EscalationAccess:
     """Load an escalation for this actor: 404 if its engagement is not theirs."""
     found = repository.get_escalation(session, escalation_id, actor.org_ids)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    escalation, engagement = found
-    try:
-        granted = engagements.access(session, actor, engagement.id)
-    except NotFound:
-        raise NotFound(NOT_FOUND) from None
+    escalation, granted = engagements.access_through(session, actor, found, NOT_FOUND)
     return EscalationAccess(escalation, granted)
 
 

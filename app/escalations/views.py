@@ -47,7 +47,7 @@ ESCALATION_KIND_NAMES = {
     EscalationKind.sales_lead: N_("Sales lead → sales"),
 }
 ESCALATION_STATUS_NAMES = {
-    EscalationStatus.open: N_("Open"),
+    EscalationStatus.open: N_("Opened"),
     EscalationStatus.acknowledged: N_("Acknowledged"),
     EscalationStatus.resolved: N_("Resolved"),
 }

@@ -61,13 +61,7 @@ class ResultAccess:
 
 def access(session: Session, actor: Actor, row_id: uuid.UUID) -> ResultAccess:
     found = repository.get_row(session, row_id, actor.org_ids)
-    if found is None:
-        raise NotFound(NOT_FOUND)
-    row, engagement = found
-    try:
-        granted = engagements.access(session, actor, engagement.id)
-    except NotFound:
-        raise NotFound(NOT_FOUND) from None
+    row, granted = engagements.access_through(session, actor, found, NOT_FOUND)
     return ResultAccess(row, granted)
 
 

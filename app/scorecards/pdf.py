@@ -14,6 +14,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from app import web
+from app.errors import N_, Unavailable
 
 
 def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> NoReturn:
@@ -21,8 +22,14 @@ def _refuse_fetch(url: str, *args: Any, **kwargs: Any) -> NoReturn:
 
 
 def render_pdf(request: Request, template: str, context: dict[str, Any]) -> bytes:
-    # Imported here: WeasyPrint loads Pango at import, which only report downloads need.
-    from weasyprint import HTML  # type: ignore[import-untyped]
+    # Imported here: WeasyPrint loads Pango at import, which only report downloads need;
+    # a server without Pango still serves everything else and says why PDFs are missing.
+    try:
+        from weasyprint import HTML  # type: ignore[import-untyped]
+    except OSError as missing:
+        raise Unavailable(
+            N_("PDF reports are not available on this server: its PDF library is missing.")
+        ) from missing
 
     html = bytes(web.render(request, template, context).body).decode()
     document = HTML(string=html, url_fetcher=_refuse_fetch, base_url=str(request.base_url))
