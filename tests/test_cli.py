@@ -33,7 +33,7 @@ from tests.factories import bearer
 
 BRANDKEEP = Path(sys.executable).parent / "brandkeep"
 COMMAND_TIMEOUT = 60
-SERVER_START_TIMEOUT = 30
+SERVER_START_TIMEOUT = 180  # the demo loads six months of data first; a bound, not a goal
 
 
 def _environment(database_url: str | None, data_dir: Path) -> dict[str, str]:

@@ -73,6 +73,46 @@ def in_review_for_brands(
     return [(post, engagement) for post, engagement in rows]
 
 
+def live_decisions_by(
+    session: Session, posts: Sequence[Post], decider_id: uuid.UUID
+) -> set[tuple[uuid.UUID, int, int]]:
+    """(post, round, step) where this person has a decision that holds, for many posts in
+    one query (the review queue would otherwise ask once per post)."""
+    if not posts:
+        return set()
+    rows = session.exec(
+        select(Decision.post_id, Decision.round, Decision.step).where(
+            col(Decision.brand_id).in_({post.brand_id for post in posts}),
+            col(Decision.post_id).in_([post.id for post in posts]),
+            Decision.decider_id == decider_id,
+            col(Decision.voided_at).is_(None),
+        )
+    ).all()
+    return {(post_id, round_, step) for post_id, round_, step in rows}
+
+
+def current_hashes(session: Session, posts: Sequence[Post]) -> dict[uuid.UUID, str]:
+    """Each post's current version's content hash, in one query."""
+    if not posts:
+        return {}
+    rows = session.exec(
+        select(PostVersion.post_id, PostVersion.content_hash)
+        .join(
+            Post,
+            sa.and_(
+                col(Post.brand_id) == PostVersion.brand_id,
+                col(Post.id) == PostVersion.post_id,
+                col(Post.current_version) == PostVersion.number,
+            ),
+        )
+        .where(
+            col(PostVersion.brand_id).in_({post.brand_id for post in posts}),
+            col(PostVersion.post_id).in_([post.id for post in posts]),
+        )
+    ).all()
+    return dict(rows)
+
+
 def versions_of(session: Session, post: Post) -> Sequence[PostVersion]:
     return session.exec(
         select(PostVersion)

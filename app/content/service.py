@@ -223,28 +223,25 @@ class QueueItem:
 
 def review_queue(session: Session, actor: Actor) -> list[QueueItem]:
     """Posts waiting for this person's decision at their open step, oldest first."""
-    items: list[QueueItem] = []
     members_of: dict[uuid.UUID, dict[uuid.UUID, tuple[str, str]]] = {}
+    mine: list[tuple[Post, Engagement, str]] = []
     for post, engagement in repository.in_review_for_brands(session, sorted(actor.org_ids)):
         if post.review_step is None:
             continue
         if post.brand_id not in members_of:
             members_of[post.brand_id] = _brand_members(session, post.brand_id)
         step = post.review_steps[post.review_step]
-        if actor.user.id not in _eligible(step, members_of[post.brand_id]):
-            continue
-        decided = repository.deciders_at(session, post, round=post.rounds, step=post.review_step)
-        if actor.user.id in decided:
-            continue
-        items.append(
-            QueueItem(
-                post,
-                engagement,
-                str(step.get("name", "")),
-                current_version(session, post).content_hash,
-            )
-        )
-    return items
+        if actor.user.id in _eligible(step, members_of[post.brand_id]):
+            mine.append((post, engagement, str(step.get("name", ""))))
+    # Two queries for the whole queue, not two per post.
+    posts = [post for post, _, _ in mine]
+    decided = repository.live_decisions_by(session, posts, actor.user.id)
+    hashes = repository.current_hashes(session, posts)
+    return [
+        QueueItem(post, engagement, step_name, hashes[post.id])
+        for post, engagement, step_name in mine
+        if (post.id, post.rounds, post.review_step) not in decided
+    ]
 
 
 # --- drafting --------------------------------------------------------------------

@@ -88,8 +88,11 @@ def _new_id(dialect: str) -> str:
 
 
 # Up to this many (metric, day) keys are named one by one, so that only they are
-# re-aggregated; past it the range of days and the metrics bound the work instead.
-MAX_NAMED_KEYS = 2000
+# re-aggregated (a few edits far apart in time); past it the range of days and the
+# metrics bound the work instead. Kept small: the database checks the list against every
+# row it scans, and with 2,000 keys that made an import's upkeep ten times slower
+# (bench/README.md) than re-aggregating its whole range.
+MAX_NAMED_KEYS = 64
 
 
 def _keys(rows_or_keys: Iterable[KeyLike]) -> set[tuple[str, date]]:
