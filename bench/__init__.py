@@ -1,0 +1,1 @@
+"""Benchmark tools: the data generator (``bench.generate``) and the benchmark (``bench.run``)."""
