@@ -322,15 +322,22 @@ def _results(
     db: Session, engagement_id: uuid.UUID, agency_owner: User
 ) -> tuple[uuid.UUID, uuid.UUID]:
     """One result row (through the API's service) and one finished import record."""
-    granted = engagements.access(db, actor_for(db, agency_owner), engagement_id)
     month = utcnow().date().replace(day=1)
-    results.report(
-        db,
-        granted,
-        [results.ApiRow(channel="", metric="impressions", period_start=month, period_end=month,
-                        value=Decimal(1000))],
-        source="api",
-    )  # fmt: skip
+    # In a transaction, as the app writes: the observer session autocommits, and the bulk
+    # path's staging table lives only as long as its transaction (ON COMMIT DROP).
+    engine = db.get_bind().engine
+    if engine.dialect.name == "postgresql":
+        engine = engine.execution_options(isolation_level="READ COMMITTED")
+    with Session(engine) as tx:
+        results.report(
+            tx,
+            engagements.access(tx, actor_for(tx, agency_owner), engagement_id),
+            [results.ApiRow(channel="", metric="impressions", period_start=month,
+                            period_end=month, value=Decimal(1000))],
+            source="api",
+        )  # fmt: skip
+        tx.commit()
+    granted = engagements.access(db, actor_for(db, agency_owner), engagement_id)
     record = ResultImport(
         brand_id=granted.engagement.brand_id,
         engagement_id=engagement_id,
