@@ -10,6 +10,7 @@ one loop that reads rows for all of them.
 
 from __future__ import annotations
 
+import abc
 import datetime as dt
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
@@ -198,7 +199,7 @@ class CellProblem(Exception):
         self.problem = problem
 
 
-class TableSpec:
+class TableSpec(abc.ABC):
     """One kind of table. Subclasses say how a row's period and channel are found."""
 
     format: str = ""
@@ -247,7 +248,7 @@ class TableSpec:
             self, line, written, positions, spanish > english, missing, score - 3 * len(missing)
         )
 
-    def extra_positions(self, folded: list[str], positions: dict[str, int]) -> None:
+    def extra_positions(self, folded: list[str], positions: dict[str, int]) -> None:  # noqa: B027 - optional hook
         """Columns found by position rather than by name (Google Analytics' dimension)."""
 
     def column(self, key: str) -> Column:
@@ -256,8 +257,9 @@ class TableSpec:
                 return column
         raise KeyError(key)
 
+    @abc.abstractmethod
     def label(self, match: Match) -> str:
-        raise NotImplementedError
+        """Each kind of table says this its own way."""
 
     def mapping(self, match: Match) -> list[tuple[str, str]]:
         targets = {key: self.target(match, key) for key in match.positions}
@@ -281,20 +283,22 @@ class TableSpec:
 
     # Reading ----------------------------------------------------------------------------
 
-    def prepare(self, match: Match, sheet: Any) -> None:
+    def prepare(self, match: Match, sheet: Any) -> None:  # noqa: B027 - optional hook
         """Work that needs the whole table once before rows stream (file-level checks)."""
 
-    def comment(self, match: Match, comment: Any) -> None:
+    def comment(self, match: Match, comment: Any) -> None:  # noqa: B027 - optional hook
         """A '#' line of the file (Google Analytics states its period in them)."""
 
     def skip(self, match: Match, row: Cells) -> bool:
         return False
 
+    @abc.abstractmethod
     def channel(self, match: Match, row: Cells) -> str:
-        raise NotImplementedError
+        """Each kind of table says this its own way."""
 
+    @abc.abstractmethod
     def period(self, match: Match, row: Cells) -> tuple[dt.date, dt.date]:
-        raise NotImplementedError
+        """Each kind of table says this its own way."""
 
     def post_ref(self, match: Match, row: Cells) -> str | None:
         for role in (POST_REF, POST_ID):
