@@ -7,6 +7,9 @@ capabilities. Periods are inclusive date ranges on the deliverable's due date.
 
 from __future__ import annotations
 
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -14,7 +17,7 @@ from sqlmodel import Session
 
 from app.db import utcnow
 from app.deliverables import repository
-from app.deliverables.models import DeliverableStatus
+from app.deliverables.models import Deliverable, DeliverableStatus
 from app.engagements.models import Engagement
 
 
@@ -51,14 +54,41 @@ class DeliveryCounts:
         return self.first_accepted / self.first_decided if self.first_decided else None
 
 
+NO_DELIVERIES = DeliveryCounts(
+    due=0, on_time=0, late=0, delivered=0, first_decided=0, first_accepted=0, returned=0
+)
+
+
 def delivery_counts(
     session: Session, engagement: Engagement, start: date, end: date, *, now: datetime | None = None
 ) -> DeliveryCounts:
     """Counts for deliverables due between ``start`` and ``end`` (inclusive)."""
+    due = repository.due_between(session, engagement, start, end)
+    return delivery_counts_by_engagement(due, start, end, now=now).get(engagement.id, NO_DELIVERIES)
+
+
+def delivery_counts_by_engagement(
+    deliverables: Iterable[Deliverable],
+    start: date,
+    end: date,
+    *,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, DeliveryCounts]:
+    """The counts of each engagement among deliverables already loaded, several at once.
+
+    The scorecard loads the deliverables of all the engagements it compares in one
+    query and counts them here; only those due between ``start`` and ``end``
+    (inclusive) and already due at ``now`` count. An engagement with none is absent.
+    """
     now = now or utcnow()
-    due = [
-        row for row in repository.due_between(session, engagement, start, end) if row.due_at <= now
-    ]
+    by_engagement: dict[uuid.UUID, list[Deliverable]] = defaultdict(list)
+    for row in deliverables:
+        if start <= row.due_on <= end and row.due_at <= now:
+            by_engagement[row.engagement_id].append(row)
+    return {engagement_id: _count(due) for engagement_id, due in by_engagement.items()}
+
+
+def _count(due: Sequence[Deliverable]) -> DeliveryCounts:
     on_time = sum(
         1
         for row in due

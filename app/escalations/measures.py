@@ -16,6 +16,8 @@ capabilities. Periods are half-open instant ranges ``[start, end)`` (UTC).
 from __future__ import annotations
 
 import enum
+import uuid
+from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -92,7 +94,30 @@ def escalation_counts(
     now: datetime | None = None,
 ) -> EscalationCounts:
     """Counts for the escalations opened in ``[start, end)``."""
-    return count(repository.opened_between(session, engagement, start, end), now)
+    opened = repository.opened_between(session, engagement, start, end)
+    found = escalation_counts_by_engagement(opened, start, end, now=now)
+    return found.get(engagement.id) or count((), now)
+
+
+def escalation_counts_by_engagement(
+    escalations: Iterable[Escalation],
+    start: datetime,
+    end: datetime,
+    *,
+    now: datetime | None = None,
+) -> dict[uuid.UUID, EscalationCounts]:
+    """Per engagement, the counts of those opened in ``[start, end)`` among escalations loaded.
+
+    The scorecard loads the escalations of all the engagements it compares in one
+    query (those opened or resolved in the period) and counts them here. An
+    engagement with none opened in the period is absent.
+    """
+    now = now or utcnow()
+    by_engagement: dict[uuid.UUID, list[Escalation]] = defaultdict(list)
+    for escalation in escalations:
+        if start <= escalation.opened_at < end:
+            by_engagement[escalation.engagement_id].append(escalation)
+    return {engagement_id: count(rows, now) for engagement_id, rows in by_engagement.items()}
 
 
 @dataclass(frozen=True)
@@ -114,10 +139,36 @@ def attributed_revenue(
 ) -> AttributedRevenue:
     """Won sales leads resolved in ``[start, end)``: attributed revenue (DOMAIN.md §2)."""
     resolved = repository.resolved_between(session, engagement, start, end)
-    won = [row for row in resolved if row.outcome == Outcome.won]
-    return AttributedRevenue(
-        minor_units=sum(row.revenue_minor or 0 for row in won),
-        currency=engagement.currency,
-        won=len(won),
-        lost=sum(1 for row in resolved if row.outcome == Outcome.lost),
-    )
+    found = attributed_revenue_by_engagement(resolved, [engagement], start, end)
+    return found[engagement.id]
+
+
+def attributed_revenue_by_engagement(
+    escalations: Iterable[Escalation],
+    engagements: Iterable[Engagement],
+    start: datetime,
+    end: datetime,
+) -> dict[uuid.UUID, AttributedRevenue]:
+    """Each engagement's attributed revenue from the escalations loaded, several at once.
+
+    Only those resolved in ``[start, end)`` count; every engagement given gets an
+    answer (zero without won leads), in its own currency.
+    """
+    won: dict[uuid.UUID, list[Escalation]] = defaultdict(list)
+    lost: dict[uuid.UUID, int] = defaultdict(int)
+    for escalation in escalations:
+        if escalation.resolved_at is None or not start <= escalation.resolved_at < end:
+            continue
+        if escalation.outcome == Outcome.won:
+            won[escalation.engagement_id].append(escalation)
+        elif escalation.outcome == Outcome.lost:
+            lost[escalation.engagement_id] += 1
+    return {
+        engagement.id: AttributedRevenue(
+            minor_units=sum(row.revenue_minor or 0 for row in won[engagement.id]),
+            currency=engagement.currency,
+            won=len(won[engagement.id]),
+            lost=lost[engagement.id],
+        )
+        for engagement in engagements
+    }

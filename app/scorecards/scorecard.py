@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -24,7 +24,7 @@ from typing import Any
 from babel.numbers import get_currency_precision
 from sqlmodel import Session
 
-from app.content.models import Decision, DecisionKind, Post, PostVersion
+from app.content.models import DecisionKind
 from app.db import set_tenant_context, utcnow
 from app.deliverables import measures as deliveries
 from app.engagements.models import Engagement, Fee, Kpi
@@ -33,7 +33,7 @@ from app.escalations import measures as escalations
 from app.results.metrics import BY_KEY, Funnel, Metric, Unit
 from app.scorecards import engine, repository
 from app.scorecards.engine import Figure, Measure, PartScore
-from app.scorecards.repository import Totals
+from app.scorecards.repository import DecisionMade, PostReviewed, Totals, VersionSaved
 
 # Result metrics the engine reads as inputs (besides the dictionary's own keys). A
 # source may name the same thing differently: the first key with data wins.
@@ -184,19 +184,13 @@ def _hours(delta: timedelta) -> Decimal:
 
 def _posts_counts(
     counts: RawCounts,
-    posts: Sequence[Post],
-    decisions: Sequence[Decision],
-    versions: Sequence[PostVersion],
+    posts: Sequence[PostReviewed],
+    by_post: Mapping[uuid.UUID, Sequence[DecisionMade]],
+    versions_by_post: Mapping[uuid.UUID, Sequence[VersionSaved]],
     start: date,
     end: date,
     now: datetime,
 ) -> None:
-    by_post: dict[uuid.UUID, list[Decision]] = defaultdict(list)
-    for decision in decisions:
-        by_post[decision.post_id].append(decision)
-    versions_by_post: dict[uuid.UUID, list[PostVersion]] = defaultdict(list)
-    for version in versions:
-        versions_by_post[version.post_id].append(version)
     first_pass = rejected = 0
     rounds_total = 0
     on_time = answered_or_due = 0
@@ -233,7 +227,9 @@ def _posts_counts(
             first = min((d for d in own if d.round == round_number), key=lambda d: d.created_at)
             if not start <= first.created_at.date() <= end:
                 continue
-            submitted = _round_submitted_at(post, round_number, first, versions_by_post[post.id])
+            submitted = _round_submitted_at(
+                post, round_number, first, versions_by_post.get(post.id, ())
+            )
             if submitted is not None and submitted <= first.created_at:
                 counts.approval_wait_hours.append(_hours(first.created_at - submitted))
     decided = sum(1 for post in posts if by_post.get(post.id))
@@ -245,7 +241,7 @@ def _posts_counts(
 
 
 def _round_submitted_at(
-    post: Post, round_number: int, first: Decision, versions: Sequence[PostVersion]
+    post: PostReviewed, round_number: int, first: DecisionMade, versions: Sequence[VersionSaved]
 ) -> datetime | None:
     if round_number == post.rounds and post.submitted_at is not None:
         return post.submitted_at
@@ -257,22 +253,42 @@ def _round_submitted_at(
 def counts_for(
     session: Session, engagements: Sequence[Engagement], start: date, end: date
 ) -> dict[uuid.UUID, RawCounts]:
-    """Raw counts of each engagement (all of one brand) over [start, end]."""
+    """Raw counts of each engagement (all of one brand) over [start, end].
+
+    A fixed number of statements however many engagements: each kind of record is
+    loaded for all of them at once and counted per engagement here.
+    """
     now = utcnow()
+    posts, decisions, versions = repository.review_records_of(session, engagements, start, end)
+    posts_of: dict[uuid.UUID, list[PostReviewed]] = defaultdict(list)
+    for post in posts:
+        posts_of[post.engagement_id].append(post)
+    by_post: dict[uuid.UUID, list[DecisionMade]] = defaultdict(list)
+    for decision in decisions:
+        by_post[decision.post_id].append(decision)
+    versions_by_post: dict[uuid.UUID, list[VersionSaved]] = defaultdict(list)
+    for version in versions:
+        versions_by_post[version.post_id].append(version)
+    deliveries_of = deliveries.delivery_counts_by_engagement(
+        repository.deliverables_due(session, engagements, start, end), start, end, now=now
+    )
+    opened_from, opened_to = repository.day_start(start), repository.day_after(end)
+    touching = repository.escalations_touching(session, engagements, opened_from, opened_to)
+    sla_of = escalations.escalation_counts_by_engagement(touching, opened_from, opened_to, now=now)
+    revenue_of = escalations.attributed_revenue_by_engagement(
+        touching, engagements, opened_from, opened_to
+    )
     result: dict[uuid.UUID, RawCounts] = {}
     for engagement in engagements:
         counts = RawCounts()
-        posts, decisions, versions = repository.posts_and_decisions(session, engagement, start, end)
-        _posts_counts(counts, posts, decisions, versions, start, end, now)
-        delivery = deliveries.delivery_counts(session, engagement, start, end, now=now)
+        _posts_counts(counts, posts_of[engagement.id], by_post, versions_by_post, start, end, now)
+        delivery = deliveries_of.get(engagement.id, deliveries.NO_DELIVERIES)
         counts.pairs["on_time"] = (delivery.on_time, delivery.due)
         counts.pairs["first_acceptance"] = (delivery.first_accepted, delivery.first_decided)
         counts.returned_deliverables = delivery.returned
-        opened_from, opened_to = repository.day_start(start), repository.day_after(end)
-        sla = escalations.escalation_counts(session, engagement, opened_from, opened_to, now=now)
+        sla = sla_of.get(engagement.id) or escalations.count((), now)
         counts.pairs["escalations_sla"] = (sla.within_sla, sla.decided)
-        revenue = escalations.attributed_revenue(session, engagement, opened_from, opened_to)
-        counts.escalation_revenue_minor = revenue.minor_units
+        counts.escalation_revenue_minor = revenue_of[engagement.id].minor_units
         result[engagement.id] = counts
     return result
 
@@ -291,7 +307,7 @@ def portfolio_means(counts: Mapping[uuid.UUID, RawCounts]) -> dict[str, Decimal 
 
 @contextmanager
 def brand_portfolio_context(
-    session: Session, org_ids: frozenset[Any], brand_id: uuid.UUID
+    session: Session, org_ids: frozenset[Any], brand_ids: Collection[uuid.UUID]
 ) -> Iterator[None]:
     """Let the pooled means of the brand's portfolio be read, then narrow the context again.
 
@@ -299,7 +315,7 @@ def brand_portfolio_context(
     same score: an agency viewer's queries would otherwise (under row-level security)
     see only its own engagements. Only pooled counts leave this block, never rows.
     """
-    set_tenant_context(session, org_ids=set(org_ids) | {brand_id})
+    set_tenant_context(session, org_ids=set(org_ids) | set(brand_ids))
     try:
         yield
     finally:

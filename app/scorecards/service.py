@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 from decimal import Decimal
@@ -22,7 +22,7 @@ from sqlmodel import Session
 
 from app.audit import service as audit
 from app.db import utcnow
-from app.engagements.models import Engagement
+from app.engagements.models import Engagement, Fee, Kpi
 from app.engagements.service import EngagementAccess
 from app.errors import N_, FieldError, Forbidden, InvalidInput, PreconditionFailed
 from app.results.metrics import BY_KEY, Funnel, Unit
@@ -118,7 +118,13 @@ def parse_metric(metric: str | None) -> str:
 def weights_for(
     session: Session, engagement: Engagement
 ) -> tuple[dict[str, int], ScorecardWeights | None]:
-    row = repository.weights_of(session, engagement)
+    return _weights(engagement, repository.weights_of(session, engagement))
+
+
+def _weights(
+    engagement: Engagement, row: ScorecardWeights | None
+) -> tuple[dict[str, int], ScorecardWeights | None]:
+    """The lead's own weights, or the stage's defaults when none were set."""
     if row is None:
         return engine.default_weights(engagement.stage), None
     return {"results": row.results, "delivery": row.delivery, "quality": row.quality}, row
@@ -222,7 +228,7 @@ def _add(old: Totals | None, new: Totals) -> Totals:
 
 
 def _snapshots(
-    session: Session, engagement: Engagement, period: Period
+    rows: Sequence[repository.SnapshotRow], period: Period
 ) -> tuple[dict[str, engine.Snapshot | None], set[str]]:
     """The period's value of each metric that is never added up, and those given per channel only.
 
@@ -230,14 +236,6 @@ def _snapshots(
     (or rates) cannot be added, so a metric reported per channel alone has no
     engagement-wide number, and says so.
     """
-    rows = repository.snapshot_rows(
-        session,
-        engagement,
-        sorted(sc.SNAPSHOT_METRICS | sc.DERIVED_METRICS),
-        period.start,
-        period.end,
-        period.channel,
-    )
     wanted = period.channel or ""
     by_metric: dict[str, list[engine.Snapshot]] = defaultdict(list)
     per_channel: set[str] = set()
@@ -256,39 +254,52 @@ def _snapshots(
 
 
 def _costs(
-    session: Session, engagement: Engagement, sums: dict[str, Totals], period: Period
+    fees: Sequence[Fee], engagement: Engagement, sums: Mapping[str, Totals], first: date, last: date
 ) -> sc.Costs:
-    fees = sc.fees_in_period(
-        repository.fees_of(session, engagement), engagement, period.start, period.end
-    )
+    """Fees of [first, last] pro rata, plus the ad spend and production the sums hold."""
 
     def money(name: str) -> int:
         value = sc._first_known(sums, name)
         return int(value) if value is not None else 0
 
-    return sc.Costs(engagement.currency, fees, money("ad_spend"), money("production_cost"))
+    return sc.Costs(
+        engagement.currency,
+        sc.fees_in_period(fees, engagement, first, last),
+        money("ad_spend"),
+        money("production_cost"),
+    )
+
+
+SeriesRow = tuple[str, date, Totals]
 
 
 @dataclass
 class Portfolio:
     """The brand's pooled counts for the period: the shrinkage's prior."""
 
+    engagements: list[Engagement]
     counts: dict[uuid.UUID, sc.RawCounts]
     means: dict[str, Decimal | None]
     sums: dict[uuid.UUID, dict[str, Totals]]
-    series: list[tuple[uuid.UUID, str, date, Totals]]
+    series: dict[uuid.UUID, list[SeriesRow]]  # each engagement's rollups per bucket
 
 
-def portfolio(
-    session: Session, actor: Actor, brand_id: uuid.UUID, period: Period,
-    engagements: Sequence[Engagement] | None = None,
-) -> Portfolio:  # fmt: skip
-    with sc.brand_portfolio_context(session, actor.org_ids, brand_id):
-        everyone = list(repository.brand_engagements(session, brand_id))
+def portfolio(session: Session, actor: Actor, brand_id: uuid.UUID, period: Period) -> Portfolio:
+    return portfolios(session, actor, [brand_id], period)[brand_id]
+
+
+def portfolios(
+    session: Session, actor: Actor, brand_ids: Collection[uuid.UUID], period: Period
+) -> dict[uuid.UUID, Portfolio]:
+    """Each brand's portfolio; several brands (an agency's clients) in the same statements."""
+    if not brand_ids:
+        return {}
+    with sc.brand_portfolio_context(session, actor.org_ids, brand_ids):
+        everyone = list(repository.brand_engagements(session, brand_ids))
         counts = sc.counts_for(session, everyone, period.start, period.end)
         series = repository.rollup_series(
             session,
-            brand_id,
+            brand_ids,
             [e.id for e in everyone],
             period.start,
             period.end,
@@ -297,17 +308,67 @@ def portfolio(
         )
     sums, honesty = _sum_series(series)
     sc.add_honesty(counts, honesty)
-    means = sc.portfolio_means(counts)
-    return Portfolio(counts, means, sums, series)
+    series_of: dict[uuid.UUID, list[SeriesRow]] = defaultdict(list)
+    for engagement_id, metric, when, totals in series:
+        series_of[engagement_id].append((metric, when, totals))
+    found = {}
+    for brand_id in brand_ids:
+        own = [e for e in everyone if e.brand_id == brand_id]
+        own_counts = {e.id: counts[e.id] for e in own}
+        found[brand_id] = Portfolio(
+            own,
+            own_counts,
+            sc.portfolio_means(own_counts),
+            {e.id: sums[e.id] for e in own if e.id in sums},
+            {e.id: series_of[e.id] for e in own if e.id in series_of},
+        )
+    return found
+
+
+@dataclass
+class Records:
+    """What the scorecards of some engagements read besides the portfolio, loaded at once."""
+
+    snapshots: dict[uuid.UUID, list[repository.SnapshotRow]]
+    fees: dict[uuid.UUID, list[Fee]]
+    kpis: dict[uuid.UUID, list[Kpi]]
+    weights: dict[uuid.UUID, ScorecardWeights]
+
+
+def records_of(session: Session, engagements: Sequence[Engagement], period: Period) -> Records:
+    """Four statements, however many engagements."""
+    snapshots: dict[uuid.UUID, list[repository.SnapshotRow]] = defaultdict(list)
+    for row in repository.snapshot_rows_of(
+        session,
+        engagements,
+        sorted(sc.SNAPSHOT_METRICS | sc.DERIVED_METRICS),
+        period.start,
+        period.end,
+        period.channel,
+    ):
+        snapshots[row.engagement_id].append(row)
+    return Records(
+        snapshots,
+        repository.fees_by_engagement(session, engagements),
+        repository.kpis_by_engagement(session, engagements),
+        repository.weights_by_engagement(session, engagements),
+    )
 
 
 def build_scorecard(
     session: Session, engagement: Engagement, period: Period, pool: Portfolio
 ) -> sc.Scorecard:
+    return scorecard_of(engagement, period, pool, records_of(session, [engagement], period))
+
+
+def scorecard_of(
+    engagement: Engagement, period: Period, pool: Portfolio, records: Records
+) -> sc.Scorecard:
+    """One engagement's scorecard from what is already loaded (no statement here)."""
     raw = pool.counts.get(engagement.id, sc.RawCounts())
     sums = pool.sums.get(engagement.id, {})
-    snapshots, per_channel_only = _snapshots(session, engagement, period)
-    costs = _costs(session, engagement, sums, period)
+    snapshots, per_channel_only = _snapshots(records.snapshots.get(engagement.id, []), period)
+    costs = _costs(records.fees.get(engagement.id, []), engagement, sums, period.start, period.end)
     figures = sc.figures_from(
         sums, snapshots, costs, attributed_revenue_minor=raw.escalation_revenue_minor
     )
@@ -315,14 +376,14 @@ def build_scorecard(
         if figures.get(key, engine.missing()).value is None:
             figures[key] = engine.missing(sc.PER_CHANNEL_ONLY)
     kpis = sc.kpi_views(
-        repository.kpis_of(session, engagement),
+        records.kpis.get(engagement.id, []),
         figures,
         engagement.currency,
         period.start,
         period.end,
     )
     measures = sc.measures_of(raw, pool.means, kpis)
-    weights, custom = weights_for(session, engagement)
+    weights, custom = _weights(engagement, records.weights.get(engagement.id))
     parts, combined = sc.score(measures, weights)
     low_data = any(view.measure.low_data for view in measures if view.measure.points is not None)
     low_data = low_data or combined.covered < Decimal("0.5")
@@ -376,22 +437,40 @@ def metric_series(
     session: Session, granted: EngagementAccess, metric: str, period: Period
 ) -> list[SeriesPoint]:
     """One metric per day/week/month/quarter; snapshot metrics come from their rows, not sums."""
+    return metric_series_many(session, granted, [metric], period)[metric]
+
+
+def metric_series_many(
+    session: Session, granted: EngagementAccess, metrics: Sequence[str], period: Period
+) -> dict[str, list[SeriesPoint]]:
+    """Several metrics' series at once: one rollup read, one snapshot read, one fees read."""
     engagement = granted.engagement
     buckets = bucket_starts(period.start, period.end, period.grain)
-    if metric in sc.SNAPSHOT_METRICS:
-        rows = repository.snapshot_rows(
-            session, engagement, [metric], period.start, period.end, period.channel or ""
-        )
-        snaps = [engine.Snapshot(r.period_start, r.period_end, r.value) for r in rows]
-        points = []
-        for first, last in buckets:
-            best = engine.best_snapshot(snaps, max(first, period.start), last)
-            points.append(
-                SeriesPoint(
-                    first, engine.Figure(best.value) if best else engine.missing(), 1 if best else 0
-                )
+    out: dict[str, list[SeriesPoint]] = {}
+    snapshot_keys = [m for m in metrics if m in sc.SNAPSHOT_METRICS]
+    summed_keys = [m for m in metrics if m not in sc.SNAPSHOT_METRICS]
+    if snapshot_keys:
+        snaps_of: dict[str, list[engine.Snapshot]] = defaultdict(list)
+        for row in repository.snapshot_rows(
+            session, engagement, snapshot_keys, period.start, period.end, period.channel or ""
+        ):
+            snaps_of[row.metric].append(
+                engine.Snapshot(row.period_start, row.period_end, row.value)
             )
-        return points
+        for key in snapshot_keys:
+            points = []
+            for first, last in buckets:
+                best = engine.best_snapshot(snaps_of[key], max(first, period.start), last)
+                points.append(
+                    SeriesPoint(
+                        first,
+                        engine.Figure(best.value) if best else engine.missing(),
+                        1 if best else 0,
+                    )
+                )
+            out[key] = points
+    if not summed_keys:
+        return out
     series = repository.rollup_series(
         session,
         engagement.brand_id,
@@ -405,21 +484,19 @@ def metric_series(
     for _, key, when, totals in series:
         per_bucket[when][key] = _add(per_bucket[when].get(key), totals)
     fees = repository.fees_of(session, engagement)
-    points = []
+    for key in summed_keys:
+        out[key] = []
     for first, last in buckets:
         sums = per_bucket.get(first, {})
-        costs = sc.Costs(
-            engagement.currency,
-            sc.fees_in_period(fees, engagement, max(first, period.start), last),
-            int(sc._first_known(sums, "ad_spend") or 0),
-            int(sc._first_known(sums, "production_cost") or 0),
-        )
+        costs = _costs(fees, engagement, sums, max(first, period.start), last)
         figures = sc.figures_from(sums, {}, costs)
-        figure = figures.get(metric) or (
-            engine.Figure(sums[metric].total) if metric in sums else engine.missing()
-        )
-        points.append(SeriesPoint(first, figure, sum(t.rows for t in sums.values())))
-    return points
+        rows = sum(t.rows for t in sums.values())
+        for key in summed_keys:
+            figure = figures.get(key) or (
+                engine.Figure(sums[key].total) if key in sums else engine.missing()
+            )
+            out[key].append(SeriesPoint(first, figure, rows))
+    return out
 
 
 def _first_of(day: date, grain: str) -> date:
@@ -497,34 +574,34 @@ def compare_brand(session: Session, actor: Actor, brand_slug: str, period: Perio
             N_("Only a brand compares its agencies; an agency sees its own scorecards.")
         )
     access.require("agency.compare")
-    brand_id = access.organization.id
-    pool = portfolio(session, actor, brand_id, period)
-    engagements = [
-        e for e in repository.brand_engagements(session, brand_id)
-        if e.start_date <= period.end and (e.end_date is None or e.end_date >= period.start)
-        and e.status not in ("proposed", "declined")
-    ]  # fmt: skip
-    return _compared(session, access.organization, engagements, period, pool)
+    pool = portfolio(session, actor, access.organization.id, period)
+    engagements = [e for e in pool.engagements if _compared_in(e, period)]
+    names = repository_names(session, {e.agency_id for e in engagements})
+    months = [first for first, _ in bucket_starts(period.start, period.end, "month")]
+    records = records_of(session, engagements, period)
+    rows = _compared(
+        engagements, period, pool, records, lambda e: names.get(e.agency_id, ("", "")), months
+    )
+    return Comparison(access.organization, period, rows, months)
+
+
+def _compared_in(engagement: Engagement, period: Period) -> bool:
+    """Running during the period, and agreed (a proposal or a refusal is not compared)."""
+    return (
+        engagement.start_date <= period.end
+        and (engagement.end_date is None or engagement.end_date >= period.start)
+        and engagement.status not in ("proposed", "declined")
+    )
 
 
 def _compared(
-    session: Session, organization: Any, engagements: Sequence[Engagement], period: Period,
-    pool: Portfolio,
-) -> Comparison:  # fmt: skip
-    names = repository_names(
-        session, {e.agency_id for e in engagements} | {e.brand_id for e in engagements}
-    )
-    months = [first for first, _ in bucket_starts(period.start, period.end, "month")]
-    kpis_by = defaultdict(list)
-    for kpi in (
-        repository.kpis_of_many(session, organization.id, [e.id for e in engagements])
-        if organization.kind == OrgKind.brand
-        else []
-    ):
-        kpis_by[kpi.engagement_id].append(kpi)
+    engagements: Sequence[Engagement], period: Period, pool: Portfolio, records: Records,
+    name_of: Callable[[Engagement], tuple[str, str]], months: list[date],
+) -> list[ComparedEngagement]:  # fmt: skip
+    """One row per engagement, named by ``name_of``, from what is loaded (no statement here)."""
     rows = []
     for engagement in engagements:
-        card = build_scorecard(session, engagement, period, pool)
+        card = scorecard_of(engagement, period, pool, records)
         if period.stage:
             card.kpis = [
                 k
@@ -545,44 +622,39 @@ def _compared(
         per_deliverable = engine.ratio(
             card.costs.total_minor, delivered, denominator_name=N_("deliverables due")
         )
+        name, slug = name_of(engagement)
         rows.append(
             ComparedEngagement(
                 engagement,
-                names.get(engagement.agency_id, ("", ""))[0],
-                names.get(engagement.agency_id, ("", ""))[1],
+                name,
+                slug,
                 card,
                 per_deliverable,
                 attainment,
-                _attainment_trend(session, engagement, card, pool, months, period),
+                _attainment_trend(
+                    engagement, card, pool, records.fees.get(engagement.id, []), months, period
+                ),
             )
         )
-    return Comparison(organization, period, rows, months)
+    return rows
 
 
 def _attainment_trend(
-    session: Session, engagement: Engagement, card: sc.Scorecard, pool: Portfolio,
+    engagement: Engagement, card: sc.Scorecard, pool: Portfolio, fees: Sequence[Fee],
     months: list[date], period: Period,
 ) -> list[tuple[date, engine.Figure]]:  # fmt: skip
     """KPI attainment per month, from the same rollups (monthly targets pro rata)."""
     by_month: dict[date, dict[str, Totals]] = defaultdict(dict)
-    for engagement_id, metric, when, totals in pool.series:
-        if engagement_id == engagement.id:
-            month = when.replace(day=1)
-            by_month[month][metric] = _add(by_month[month].get(metric), totals)
+    for metric, when, totals in pool.series.get(engagement.id, ()):
+        month = when.replace(day=1)
+        by_month[month][metric] = _add(by_month[month].get(metric), totals)
     kpis = [view.kpi for view in card.kpis]
     trend = []
-    fees = repository.fees_of(session, engagement)
     for month in months:
         last = min(_next_of(month, "month") - timedelta(days=1), period.end)
         first = max(month, period.start)
         sums = by_month.get(month, {})
-        costs = sc.Costs(
-            engagement.currency,
-            sc.fees_in_period(fees, engagement, first, last),
-            int(sc._first_known(sums, "ad_spend") or 0),
-            int(sc._first_known(sums, "production_cost") or 0),
-        )
-        figures = sc.figures_from(sums, {}, costs)
+        figures = sc.figures_from(sums, {}, _costs(fees, engagement, sums, first, last))
         views = sc.kpi_views(kpis, figures, engagement.currency, first, last)
         values = [v.attainment.value for v in views if v.attainment.value is not None]
         trend.append(
@@ -615,21 +687,24 @@ def agency_scorecards(
             N_("These are an agency's scorecards of its clients; a brand compares its agencies.")
         )
     engagements = [
-        e for e in repository.agency_engagements(session, access.organization.id)
-        if e.start_date <= period.end and (e.end_date is None or e.end_date >= period.start)
-        and e.status not in ("proposed", "declined")
-    ]  # fmt: skip
+        e
+        for e in repository.agency_engagements(session, access.organization.id)
+        if _compared_in(e, period)
+    ]
     rows: list[ComparedEngagement] = []
     months = [first for first, _ in bucket_starts(period.start, period.end, "month")]
+    # The client, not the agency, names each row here.
     names = repository_names(session, {e.brand_id for e in engagements})
-    for brand_id in sorted({e.brand_id for e in engagements}, key=str):
-        pool = portfolio(session, actor, brand_id, period)
+    pools = portfolios(session, actor, {e.brand_id for e in engagements}, period)
+    records = records_of(session, engagements, period)
+    for brand_id in sorted(pools, key=str):
         own = [e for e in engagements if e.brand_id == brand_id]
-        part = _compared(session, access.organization, own, period, pool)
-        for row in part.rows:
-            # The client, not the agency, names each row here.
-            row.agency_name, row.agency_slug = names.get(brand_id, ("", ""))
-        rows.extend(part.rows)
+        rows.extend(
+            _compared(
+                own, period, pools[brand_id], records,
+                lambda e: names.get(e.brand_id, ("", "")), months,
+            )
+        )  # fmt: skip
     return Comparison(access.organization, period, rows, months)
 
 

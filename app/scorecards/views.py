@@ -8,12 +8,14 @@ the reader's language.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from decimal import Decimal
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
+from sqlmodel import Session
 from starlette.datastructures import FormData
 
 from app import web
@@ -26,6 +28,7 @@ from app.results.metrics import BY_KEY, Funnel
 from app.scorecards import charts, engine, pdf, repository, service, tables
 from app.scorecards import scorecard as sc
 from app.scorecards.service import Comparison, Period
+from app.tenancy.service import Actor
 
 router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
 
@@ -99,18 +102,19 @@ def _scorecard_context(
     language = web.request_language(request)
     months = service.bucket_starts(period.start, period.end, period.grain)
     x_labels = [(first, _label_of(first, period.grain, language)) for first, _ in months]
-    trend_series = []
-    trend_tables = []
-    for key in TREND_METRICS:
-        kpi_metric = any(view.kpi.metric == key for view in card.kpis)
-        figure = card.figures.get(key)
-        if not kpi_metric and (figure is None or figure.value is None):
-            continue
-        points = service.metric_series(db, granted, key, period)
-        if not any(p.figure.value is not None for p in points):
-            continue
-        trend_series.append((key, points))
-        trend_tables.append((key, points))
+    wanted = [
+        key
+        for key in TREND_METRICS
+        if any(view.kpi.metric == key for view in card.kpis)
+        or card.figures.get(key, engine.missing()).value is not None
+    ]
+    all_points = service.metric_series_many(db, granted, wanted, period) if wanted else {}
+    trend_series = [
+        (key, all_points[key])
+        for key in wanted
+        if any(p.figure.value is not None for p in all_points[key])
+    ]
+    trend_tables = list(trend_series)
     trend_charts = []
     for key, points in trend_series:
         values = [p.figure.value for p in points if p.figure.value is not None]
@@ -342,9 +346,7 @@ def rows_page(
         "result_rows": None,
     }
     if measure in POST_MEASURES:
-        posts, decisions, _ = repository.posts_and_decisions(
-            db, engagement, period.start, period.end
-        )
+        posts, decisions = repository.posts_and_decisions(db, engagement, period.start, period.end)
         by_post: dict[Any, list[Any]] = {}
         for decision in decisions:
             by_post.setdefault(decision.post_id, []).append(decision)
@@ -420,6 +422,15 @@ def _csv(table: tables.Table, filename: str) -> Response:
     )
 
 
+def _table_csv(
+    all_tables: dict[str, tables.Table], table: str, name: str, period: Period
+) -> Response:
+    """The table asked for, as a CSV named after it and the period; 404 for an unknown one."""
+    if table not in all_tables:
+        raise NotFound(N_("There is no such table."))
+    return _csv(all_tables[table], f"{name}-{table}-{period.start}-{period.end}.csv")
+
+
 @router.get("/engagements/{engagement_id}/scorecard.csv", name="scorecard_csv")
 def scorecard_csv(
     request: Request,
@@ -433,9 +444,7 @@ def scorecard_csv(
     period = service.parse_period(start, end, channel=channel)
     card = service.engagement_scorecard(db, granted, period)
     all_tables = tables.scorecard_tables(card, _translate(request), web.request_language(request))
-    if table not in all_tables:
-        raise NotFound(N_("There is no such table."))
-    return _csv(all_tables[table], f"scorecard-{table}-{period.start}-{period.end}.csv")
+    return _table_csv(all_tables, table, "scorecard", period)
 
 
 @router.get("/engagements/{engagement_id}/scorecard.pdf", name="scorecard_pdf")
@@ -522,6 +531,47 @@ def _part_points(card: sc.Scorecard, key: str) -> Decimal | None:
     return part.points if part is not None else None
 
 
+ComparisonLoader = Callable[[Session, Actor, str, Period], Comparison]
+
+
+def _comparison_page(
+    request: Request, db: Session, actor: Actor, org_slug: str, load: ComparisonLoader,
+    *, agency_view: bool, start: str | None, end: str | None, channel: str | None,
+    stage: str | None,
+) -> Response:  # fmt: skip
+    """The brand's comparison or the agency's scorecards: one page, two loaders."""
+    values = _period_values(start, end, channel=channel, stage=stage)
+    period, errors = _period_or_errors(request, start, end, channel=channel, stage=stage)
+    if period is None:
+        # The organization must still be the caller's: check before saying anything else.
+        load(db, actor, org_slug, service.parse_period(None, None))
+        return web.render(
+            request,
+            "scorecards/comparison.html",
+            {"user": actor.user, "comparison": None, "errors": errors, "values": values,
+             "org_slug": org_slug, "agency_view": agency_view, "stages": list(Funnel)},
+            status_code=422,
+        )  # fmt: skip
+    context = _comparison_context(request, load(db, actor, org_slug, period))
+    context.update(
+        user=actor.user, values=_shown(values, period), org_slug=org_slug, agency_view=agency_view
+    )
+    return web.render(request, "scorecards/comparison.html", context)
+
+
+def _comparison_csv(
+    request: Request, db: Session, actor: Actor, org_slug: str, load: ComparisonLoader,
+    *, name: str, start: str | None, end: str | None, channel: str | None, stage: str | None,
+    table: str,
+) -> Response:  # fmt: skip
+    """One table of the comparison or of the agency's scorecards, as CSV."""
+    period = service.parse_period(start, end, channel=channel, stage=stage)
+    all_tables = tables.comparison_tables(
+        load(db, actor, org_slug, period), _translate(request), web.request_language(request)
+    )
+    return _table_csv(all_tables, table, name, period)
+
+
 @router.get("/brands/{org_slug}/comparison", name="brand_comparison")
 def comparison_page(
     request: Request,
@@ -533,24 +583,10 @@ def comparison_page(
     channel: str | None = None,
     stage: str | None = None,
 ) -> Response:
-    values = _period_values(start, end, channel=channel, stage=stage)
-    period, errors = _period_or_errors(request, start, end, channel=channel, stage=stage)
-    if period is None:
-        # The brand must still be the caller's: check before saying anything else.
-        service.compare_brand(db, actor, org_slug, service.parse_period(None, None))
-        return web.render(
-            request,
-            "scorecards/comparison.html",
-            {"user": actor.user, "comparison": None, "errors": errors, "values": values,
-             "org_slug": org_slug, "stages": list(Funnel)},
-            status_code=422,
-        )  # fmt: skip
-    comparison = service.compare_brand(db, actor, org_slug, period)
-    context = _comparison_context(request, comparison)
-    context.update(
-        user=actor.user, values=_shown(values, period), org_slug=org_slug, agency_view=False
-    )
-    return web.render(request, "scorecards/comparison.html", context)
+    return _comparison_page(
+        request, db, actor, org_slug, service.compare_brand,
+        agency_view=False, start=start, end=end, channel=channel, stage=stage,
+    )  # fmt: skip
 
 
 @router.get("/brands/{org_slug}/comparison.csv", name="brand_comparison_csv")
@@ -565,14 +601,10 @@ def comparison_csv(
     stage: str | None = None,
     table: str = "agencies",
 ) -> Response:
-    period = service.parse_period(start, end, channel=channel, stage=stage)
-    comparison = service.compare_brand(db, actor, org_slug, period)
-    all_tables = tables.comparison_tables(
-        comparison, _translate(request), web.request_language(request)
-    )
-    if table not in all_tables:
-        raise NotFound(N_("There is no such table."))
-    return _csv(all_tables[table], f"comparison-{table}-{period.start}-{period.end}.csv")
+    return _comparison_csv(
+        request, db, actor, org_slug, service.compare_brand,
+        name="comparison", start=start, end=end, channel=channel, stage=stage, table=table,
+    )  # fmt: skip
 
 
 @router.get("/brands/{org_slug}/comparison.pdf", name="brand_comparison_pdf")
@@ -604,23 +636,10 @@ def agency_scorecards_page(
     end: To = None,
     channel: str | None = None,
 ) -> Response:
-    values = _period_values(start, end, channel=channel)
-    period, errors = _period_or_errors(request, start, end, channel=channel)
-    if period is None:
-        service.agency_scorecards(db, actor, org_slug, service.parse_period(None, None))
-        return web.render(
-            request,
-            "scorecards/comparison.html",
-            {"user": actor.user, "comparison": None, "errors": errors, "values": values,
-             "org_slug": org_slug, "agency_view": True, "stages": list(Funnel)},
-            status_code=422,
-        )  # fmt: skip
-    comparison = service.agency_scorecards(db, actor, org_slug, period)
-    context = _comparison_context(request, comparison)
-    context.update(
-        user=actor.user, values=_shown(values, period), org_slug=org_slug, agency_view=True
-    )
-    return web.render(request, "scorecards/comparison.html", context)
+    return _comparison_page(
+        request, db, actor, org_slug, service.agency_scorecards,
+        agency_view=True, start=start, end=end, channel=channel, stage=None,
+    )  # fmt: skip
 
 
 @router.get("/agencies/{org_slug}/scorecards.csv", name="agency_scorecards_csv")
@@ -634,11 +653,7 @@ def agency_scorecards_csv(
     channel: str | None = None,
     table: str = "agencies",
 ) -> Response:
-    period = service.parse_period(start, end, channel=channel)
-    comparison = service.agency_scorecards(db, actor, org_slug, period)
-    all_tables = tables.comparison_tables(
-        comparison, _translate(request), web.request_language(request)
-    )
-    if table not in all_tables:
-        raise NotFound(N_("There is no such table."))
-    return _csv(all_tables[table], f"scorecards-{table}-{period.start}-{period.end}.csv")
+    return _comparison_csv(
+        request, db, actor, org_slug, service.agency_scorecards,
+        name="scorecards", start=start, end=end, channel=channel, stage=None, table=table,
+    )  # fmt: skip
