@@ -297,7 +297,8 @@ def test_google_analytics_export_reads_period_from_comments_and_skips_grand_tota
     detected = _open("ga4_traffic_acquisition.csv", currency="EUR")
     assert (detected.format, detected.label) == ("ga4", "Google Analytics 4")
     assert _mapped(detected) == [
-        ("Session primary channel group (Default Channel Group)", "post_ref"),
+        # A channel group is where the traffic came from: the row's channel, not a post.
+        ("Session primary channel group (Default Channel Group)", "channel"),
         ("Sessions", "sessions"),
         ("Key events", "conversions"),
         ("Session key event rate", "conversion_rate"),
@@ -305,18 +306,19 @@ def test_google_analytics_export_reads_period_from_comments_and_skips_grand_tota
     ]
     rows = _rows(detected)
     assert {row[4:6] for row in rows} == {("2026-01-01", "2026-01-31")}
-    assert [row[:4] + row[6:] for row in rows if row[7] == "Paid Social"] == [
-        (14, "web", "conversions", D("88"), None, "Paid Social"),
-        (14, "web", "conversion_rate", D("0.0423"), None, "Paid Social"),
+    assert {row[7] for row in rows} == {None}  # nothing for the agency to match to a post
+    assert [row[:4] + row[6:] for row in rows if row[1] == "paid_social"] == [
+        (14, "paid_social", "conversions", D("88"), None, None),
+        (14, "paid_social", "conversion_rate", D("0.0423"), None, None),
         # 10120.45000000000002: float noise rounded to the cent.
-        (14, "web", "revenue", D("1012045"), "EUR", "Paid Social"),
-        (14, "web", "sessions", D("1630"), None, "Paid Social"),
+        (14, "paid_social", "revenue", D("1012045"), "EUR", None),
+        (14, "paid_social", "sessions", D("1630"), None, None),
     ]
-    assert [row[7] for row in rows if row[2] == "revenue"] == [
-        "Direct",
-        "Organic Social",
-        "Paid Social",
-        "Organic Search",
+    assert [row[1] for row in rows if row[2] == "revenue"] == [
+        "direct",
+        "organic_social",
+        "paid_social",
+        "organic_search",
     ]  # no "Grand total"
     assert [row[3] for row in rows if row[2] == "revenue"] == [
         D("1562025"),
@@ -790,3 +792,24 @@ def test_sniffing_survives_a_quoted_header_with_commas(tmp_path: Path) -> None:
     path = tmp_path / "semicolons.csv"
     path.write_text(_resaved("meta_facebook_posts.csv", delimiter=";"), encoding="utf-8")
     assert _rows(open_export(path, "semicolons.csv")) == _rows(_open("meta_facebook_posts.csv"))
+
+
+def test_google_analytics_channel_groups_in_spanish_are_channels(tmp_path: Path) -> None:
+    path = tmp_path / "ga4_es.csv"
+    path.write_text(
+        "# Fecha de inicio: 20260201\n# Fecha de finalización: 20260228\n"
+        "Grupo de canales principal de la sesión (grupo de canales predeterminado),"
+        "Sesiones,Eventos clave\n"
+        "Búsqueda de pago,310,12\n"
+        "Social orgánico,120,4\n"
+        "(not set),3,0\n"
+    )
+    february = ("2026-02-01", "2026-02-28")
+    assert _rows(open_export(path, "ga4_es.csv")) == [
+        (4, "busqueda_de_pago", "conversions", D("12"), *february, None, None),
+        (4, "busqueda_de_pago", "sessions", D("310"), *february, None, None),
+        (5, "social_organico", "conversions", D("4"), *february, None, None),
+        (5, "social_organico", "sessions", D("120"), *february, None, None),
+        (6, "not_set", "conversions", D("0"), *february, None, None),
+        (6, "not_set", "sessions", D("3"), *february, None, None),
+    ]

@@ -17,6 +17,7 @@ from app.db import utcnow
 from app.engagements.models import Engagement
 from app.results import service
 from app.results.models import ResultRow
+from app.scorecards.models import MetricRollup
 from tests.engagement_factories import Parties, accepted_engagement, grant, make_parties
 from tests.factories import bearer, create_token, sign_in
 from tests.post_factories import draft
@@ -125,6 +126,47 @@ def test_a_changed_value_makes_a_new_revision_and_keeps_the_old(
     assert listed["total"] == 1 and listed["items"][0]["value"] == "12500.000000"
     kinds = db.exec(select(AuditEntry.kind).where(AuditEntry.engagement_id == engagement.id)).all()
     assert kinds.count("results.reported") == 2
+
+
+def test_one_batch_mixing_unchanged_changed_and_new_rows_is_merged_row_by_row(
+    client: TestClient, db: Session, engagement: Engagement, tokens: dict[str, str]
+) -> None:
+    token = tokens["manager"]
+    base = [
+        row("impressions", 100),
+        row("reach", 50),
+        row("revenue", 1000, channel="", currency="EUR"),
+    ]
+    assert send(client, token, engagement.id, base).json() == {
+        "created": 3, "revised": 0, "unchanged": 0,
+    }  # fmt: skip
+    second = [
+        row("impressions", 100),  # the same: nothing to do
+        row("reach", 60),  # changed: revision 2
+        row("revenue", 1000, channel="", currency="EUR"),
+        row("link_clicks", 7),  # new key
+    ]
+    assert send(client, token, engagement.id, second).json() == {
+        "created": 1, "revised": 1, "unchanged": 2,
+    }  # fmt: skip
+    third = [row("reach", 70), row("impressions", 100), row("link_clicks", 7)]
+    assert send(client, token, engagement.id, third).json() == {
+        "created": 0, "revised": 1, "unchanged": 2,
+    }  # fmt: skip
+    stored = all_rows(db, engagement.id)
+    reach = sorted((r for r in stored if r.metric == "reach"), key=lambda r: r.revision)
+    assert [(r.revision, r.value) for r in reach] == [(1, 50), (2, 60), (3, 70)]
+    assert [r.superseded_at is None for r in reach] == [False, False, True]
+    current = {r.metric: r for r in stored if r.superseded_at is None}
+    assert set(current) == {"impressions", "reach", "revenue", "link_clicks"}
+    assert current["impressions"].revision == 1 and current["link_clicks"].revision == 1
+    # The scorecard's rollups follow the current revision.
+    [rollup] = db.exec(
+        select(MetricRollup).where(
+            MetricRollup.engagement_id == engagement.id, MetricRollup.metric == "reach"
+        )
+    ).all()
+    assert (rollup.total, rollup.row_count) == (Decimal(70), 1)
 
 
 @pytest.mark.parametrize(

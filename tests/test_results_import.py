@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select
 from app.audit.models import AuditEntry
 from app.db import utcnow
 from app.engagements.models import Engagement
+from app.results import repository
 from app.results.models import ResultImport, ResultRow
 from tests.conftest import csrf_of
 from tests.engagement_factories import Parties, accepted_engagement, make_parties
@@ -232,3 +233,26 @@ def test_formula_cells_are_kept_as_text_and_neutralised_in_the_csv_export(
     assert export.headers["content-type"].startswith("text/csv")
     assert "'=HYPERLINK" in export.text and "'@SUM(A1)" in export.text
     assert ",=HYPERLINK" not in export.text
+
+
+def test_google_analytics_channel_groups_are_channels_not_posts_to_match(
+    client: TestClient, db: Session, engagement: Engagement, token: str
+) -> None:
+    answer = upload(client, token, engagement.id, "ga4_traffic_acquisition.csv")
+    assert answer.status_code == 202, answer.text
+    assert wait(client, token, engagement.id, answer.json()["id"])["state"] == "done"
+    rows = db.exec(
+        select(ResultRow).where(
+            ResultRow.engagement_id == engagement.id, ResultRow.metric == "sessions"
+        )
+    ).all()
+    by_channel = {row.channel: (row.value, row.post_ref, row.source) for row in rows}
+    assert by_channel == {
+        "direct": (3801, None, "import:ga4"),
+        "organic_social": (2105, None, "import:ga4"),
+        "paid_social": (1630, None, "import:ga4"),
+        "organic_search": (1876, None, "import:ga4"),
+    }
+    # Nothing waits to be matched to a post: "Organic Social" is not one.
+    refs, total = repository.unmatched_refs(db, engagement)
+    assert (list(refs), total) == ([], 0)

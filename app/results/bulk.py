@@ -1,17 +1,24 @@
 """Writing many result rows at once: a staging table, then set-wise statements.
 
-Never an ORM object per row. The checked rows (tuples in ``rules.STAGE_COLUMNS``
-order) go into a temporary ``result_stage`` table — with ``COPY`` on PostgreSQL,
-``executemany`` on SQLite — and three statements do the rest in the caller's
-transaction:
+Never an ORM object per row, and never a lookup per row. The checked rows (tuples
+in ``rules.STAGE_COLUMNS`` order) go into a temporary ``result_stage`` table — with
+``COPY`` on PostgreSQL, ``executemany`` on SQLite — and four statements do the rest
+in the caller's transaction, each a join of the whole stage against the current rows
+of the engagement on the row key:
 
-1. rows whose current revision holds a different value are superseded;
-2. rows with no current revision (new ones, and those just superseded) are
-   inserted, numbered one past the key's highest revision;
-3. everything else was re-sent unchanged and is left alone.
+1. each staged row is paired with its key's current revision, if any (its id, its
+   revision number, and whether it holds the same value and currency);
+2. rows re-sent unchanged are dropped from the stage;
+3. the current revisions of the rows left that had one are superseded;
+4. the rows left are inserted, numbered one past the revision they supersede (1 for
+   a new key).
 
 So re-sending the same rows changes nothing, and a changed value leaves the old
-revision in place with ``superseded_at`` set.
+revision in place with ``superseded_at`` set. Result rows are never deleted one by
+one and a revision keeps its key, so a key that has rows always has exactly one
+current revision: its number is the key's highest. The caller holds the engagement's
+write lock (``service.lock_engagement_results``), so nothing changes between the
+statements.
 """
 
 # SQL here is built only from this module's constants (table and column names); every
@@ -45,7 +52,10 @@ _COLUMNS_SQL = """
     currency VARCHAR(3),
     platform_metric VARCHAR(80) NOT NULL,
     platform_metric_version VARCHAR(40) NOT NULL,
-    line INTEGER NOT NULL
+    line INTEGER NOT NULL,
+    current_id {uuid},
+    current_revision INTEGER,
+    same_value {boolean}
 """
 _COLUMN_LIST = ", ".join(STAGE_COLUMNS)
 
@@ -74,14 +84,14 @@ class Staging:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS pg_temp.{STAGE}")
             connection.exec_driver_sql(
                 f"CREATE TEMP TABLE {STAGE} (id UUID NOT NULL DEFAULT gen_random_uuid(), "
-                + _COLUMNS_SQL.format(uuid="UUID")
+                + _COLUMNS_SQL.format(uuid="UUID", boolean="BOOLEAN")
                 + ") ON COMMIT DROP"
             )
         else:
             connection.exec_driver_sql(f"DROP TABLE IF EXISTS temp.{STAGE}")
             connection.exec_driver_sql(
                 f"CREATE TEMP TABLE {STAGE} (id CHAR(32) NOT NULL, "
-                + _COLUMNS_SQL.format(uuid="CHAR(32)")
+                + _COLUMNS_SQL.format(uuid="CHAR(32)", boolean="INTEGER")
                 + ")"
             )
 
@@ -187,11 +197,24 @@ class Staging:
             sa.bindparam("import", type_=sa.Uuid()),
             sa.bindparam("now", type_=UTCDateTime()),
         ]
-        supersede = sa.text(
-            f"UPDATE result_row AS r SET superseded_at = :now FROM {STAGE} AS s "
+        same = "r.value = s.value AND coalesce(r.currency, '') = coalesce(s.currency, '')"
+        if not self.postgresql:
+            same = f"CASE WHEN {same} THEN 1 ELSE 0 END"
+        pair = sa.text(
+            f"UPDATE {STAGE} AS s SET current_id = r.id, current_revision = r.revision, "
+            f"same_value = {same} FROM result_row AS r "
             "WHERE r.brand_id = :b AND r.engagement_id = :e AND r.superseded_at IS NULL "
-            "AND r.row_key = s.row_key "
-            "AND (r.value <> s.value OR coalesce(r.currency, '') <> coalesce(s.currency, ''))"
+            "AND r.row_key = s.row_key"
+        ).bindparams(*types[:2])
+        self.connection.execute(pair, {"b": brand_id, "e": engagement_id})
+        true = "true" if self.postgresql else "1"
+        unchanged = self.connection.exec_driver_sql(
+            f"DELETE FROM {STAGE} WHERE same_value = {true}"
+        ).rowcount
+        supersede = sa.text(
+            "UPDATE result_row SET superseded_at = :now "
+            "WHERE brand_id = :b AND engagement_id = :e AND superseded_at IS NULL "
+            f"AND id IN (SELECT current_id FROM {STAGE} WHERE current_id IS NOT NULL)"
         ).bindparams(*types[:2], types[4])
         revised = self.connection.execute(
             supersede, {"b": brand_id, "e": engagement_id, "now": now}
@@ -204,17 +227,14 @@ class Staging:
             "reported_at, import_id, import_line, post_ref) "
             "SELECT s.id, :b, :e, s.post_id, s.row_key, s.channel, s.metric, s.period_start, "
             "s.period_end, s.value, s.currency, :source, s.platform_metric, "
-            "s.platform_metric_version, "
-            "coalesce((SELECT max(p.revision) FROM result_row AS p WHERE p.brand_id = :b "
-            "AND p.engagement_id = :e AND p.row_key = s.row_key), 0) + 1, "
+            "s.platform_metric_version, coalesce(s.current_revision, 0) + 1, "
             f"'reported', '', :user, :now, :import, {line}, s.post_ref "
-            f"FROM {STAGE} AS s WHERE NOT EXISTS (SELECT 1 FROM result_row AS c "
-            "WHERE c.brand_id = :b AND c.engagement_id = :e AND c.row_key = s.row_key "
-            "AND c.superseded_at IS NULL)"
+            f"FROM {STAGE} AS s"
         ).bindparams(*types)
         written = self.connection.execute(insert, params).rowcount
         keys: frozenset[tuple[str, date]] = frozenset()
         if written:
+            # A revision keeps its key, so the written rows name every rollup that changed.
             keys = frozenset(
                 (metric, start if isinstance(start, date) else date.fromisoformat(start))
                 for metric, start in self.connection.exec_driver_sql(
@@ -222,9 +242,7 @@ class Staging:
                 )
             )
         self.connection.exec_driver_sql(f"DROP TABLE IF EXISTS {self._qualified}")
-        return Counts(
-            created=written - revised, revised=revised, unchanged=self.staged - written, keys=keys
-        )
+        return Counts(created=written - revised, revised=revised, unchanged=unchanged, keys=keys)
 
     @property
     def _qualified(self) -> str:

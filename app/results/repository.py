@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -14,7 +14,7 @@ from sqlmodel import Session, col, func, select
 from app.accounts.models import User
 from app.content.models import Post
 from app.engagements.models import Engagement
-from app.results.models import ResultImport, ResultRow, ResultStatus
+from app.results.models import ImportState, ResultImport, ResultRow, ResultStatus
 from app.tenancy.repository import AccessibleOrganizationID
 
 
@@ -326,3 +326,43 @@ def summarise(session: Session, engagement: Engagement) -> Summary:
         export_months=len(months),
         metrics=frozenset(metrics_present(session, engagement)),
     )
+
+
+def stale_uploads(
+    session: Session, brand_id: uuid.UUID, before: datetime
+) -> Sequence[ResultImport]:
+    """A brand's uploads never confirmed, or failed and never retried, since ``before``."""
+    return session.exec(
+        select(ResultImport).where(
+            ResultImport.brand_id == brand_id,
+            col(ResultImport.state).in_([ImportState.uploaded, ImportState.failed]),
+            col(ResultImport.stored_path).is_not(None),
+            col(ResultImport.created_at) < before,
+        )
+    ).all()
+
+
+def delete_upload(session: Session, record: ResultImport, state: ImportState) -> bool:
+    """Delete an import record if it is still in ``state``; whether it was."""
+    result = session.execute(
+        sa.delete(ResultImport).where(
+            col(ResultImport.brand_id) == record.brand_id,
+            col(ResultImport.id) == record.id,
+            col(ResultImport.state) == state,
+        )
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def forget_upload_file(session: Session, record: ResultImport, state: ImportState) -> bool:
+    """Clear an import's stored file name if it is still in ``state``; whether it was."""
+    result = session.execute(
+        sa.update(ResultImport)
+        .where(
+            col(ResultImport.brand_id) == record.brand_id,
+            col(ResultImport.id) == record.id,
+            col(ResultImport.state) == state,
+        )
+        .values(stored_path=None)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -171,13 +171,14 @@ class ApiRow:
 
 
 def check_all(
-    checker: Checker, rows: Sequence[ApiRow]
+    checker: Checker, rows: Sequence[IncomingRow]
 ) -> tuple[list[tuple[Any, ...]], list[Problem], int]:
     checked: list[tuple[Any, ...]] = []
     problems: list[Problem] = []
     total = 0
+    check = checker.check
     for line, row in enumerate(rows, start=1):
-        outcome = checker.check(row, line, row.post_id)
+        outcome = check(row, line, getattr(row, "post_id", None))
         if isinstance(outcome, list):
             total += len(outcome)
             if len(problems) < PROBLEMS_SHOWN:
@@ -190,7 +191,7 @@ def check_all(
 def report(
     session: Session,
     granted: EngagementAccess,
-    rows: Sequence[IncomingRow | ApiRow],
+    rows: Sequence[IncomingRow],
     *,
     source: str,
 ) -> Counts:
@@ -205,7 +206,7 @@ def report(
         raise InvalidInput(N_("Send at least one row."))
     engagement = granted.engagement
     checker = checker_for(session, engagement, source)
-    checked, problems, total = check_all(checker, rows)  # type: ignore[arg-type]
+    checked, problems, total = check_all(checker, rows)
     if total:
         raise RowsRefused(problems, total)
     counts = write_rows(

@@ -45,13 +45,14 @@ SELECT {{new_id}}, r.brand_id, r.engagement_id, r.metric, r.channel, r.period_st
        SUM(CASE WHEN r.status = 'disputed' THEN 1 ELSE 0 END),
        :now
 FROM result_row AS r
+{{keys_join}}
 WHERE r.brand_id = :brand_id AND r.engagement_id = :engagement_id
   AND r.superseded_at IS NULL
   AND r.period_start BETWEEN :first_day AND :last_day
   AND r.metric IN :metrics
   {{keys_filter}}
 GROUP BY r.brand_id, r.engagement_id, r.metric, r.channel, r.period_start
-"""  # noqa: S608 - no input is formatted into it: only the dialect's uuid expression
+"""  # noqa: S608 - no input is formatted into it: only this module's fragments
 
 _UPSERT = """
 INSERT INTO metric_rollup (id, brand_id, engagement_id, metric, channel, day, total,
@@ -65,12 +66,17 @@ ON CONFLICT (brand_id, engagement_id, metric, channel, day) DO UPDATE SET
     updated_at = excluded.updated_at
 """
 
-# Keys whose rows are all gone (deleted, or moved to another day by a revision).
+# Keys whose rows are all gone. The upsert just rewrote (with ``updated_at = :now``) every
+# key of the refresh that still has current rows, so only the keys it did not reach can be
+# empty: the NOT EXISTS is checked for those few alone, never once per rollup row (which,
+# on a table the planner has no statistics for yet, meant a scan of result_row per row).
 _PRUNE = """
 DELETE FROM metric_rollup
-WHERE brand_id = :brand_id AND engagement_id = :engagement_id
-  AND day BETWEEN :first_day AND :last_day AND metric IN :metrics
+{keys_using}
+WHERE metric_rollup.brand_id = :brand_id AND metric_rollup.engagement_id = :engagement_id
+  AND metric_rollup.day BETWEEN :first_day AND :last_day AND metric_rollup.metric IN :metrics
   {keys_filter}
+  AND metric_rollup.updated_at <> :now
   AND NOT EXISTS (
     SELECT 1 FROM result_row AS r
     WHERE r.brand_id = metric_rollup.brand_id AND r.engagement_id = metric_rollup.engagement_id
@@ -87,12 +93,19 @@ def _new_id(dialect: str) -> str:
     return "lower(hex(randomblob(16)))"
 
 
-# Up to this many (metric, day) keys are named one by one, so that only they are
-# re-aggregated (a few edits far apart in time); past it the range of days and the
-# metrics bound the work instead. Kept small: the database checks the list against every
-# row it scans, and with 2,000 keys that made an import's upkeep ten times slower
-# (bench/README.md) than re-aggregating its whole range.
+# Named (metric, day) keys restrict the refresh to exactly the touched keys (a few edits far
+# apart in time re-aggregate only themselves). On PostgreSQL the keys travel as two arrays
+# joined through ``unnest`` (one hash or merge join, whatever their number): a row-valued IN
+# list would be checked as a chain of ORs against every row scanned, which made a 2,000-key
+# refresh ten times slower than re-aggregating its whole range (bench/README.md, cause 5).
+# SQLite has no arrays: there up to ``MAX_NAMED_KEYS`` keys go in an IN list, and past it
+# the range of days and the metrics bound the work instead.
 MAX_NAMED_KEYS = 64
+
+_PG_KEYS = "unnest(CAST(:key_metrics AS text[]), CAST(:key_days AS date[])) AS k(metric, day)"
+_PG_JOIN = f"JOIN {_PG_KEYS} ON k.metric = r.metric AND k.day = r.period_start"
+_PG_USING = f"USING {_PG_KEYS}"
+_PG_PRUNE_FILTER = "AND metric_rollup.metric = k.metric AND metric_rollup.day = k.day"
 
 
 def _keys(rows_or_keys: Iterable[KeyLike]) -> set[tuple[str, date]]:
@@ -120,7 +133,6 @@ def refresh_rollups_for(
     metrics = {metric for metric, _ in keys}
     first = min(day for _, day in keys)
     last = max(day for _, day in keys)
-    named = len(keys) <= MAX_NAMED_KEYS
     brand_id = session.execute(
         sa.text("SELECT brand_id FROM engagement WHERE id = :id"),
         {"id": _bind_uuid(session, engagement_id)},
@@ -135,19 +147,28 @@ def refresh_rollups_for(
         "now": utcnow() if dialect == "postgresql" else utcnow().replace(tzinfo=None),
     }
     expanding: list[sa.BindParameter[Any]] = [sa.bindparam("metrics", expanding=True)]
-    if named:
+    keys_join = keys_filter = prune_using = prune_filter = ""
+    # Keys filling most of their grid of metrics × days (an import of a few months) are
+    # bounded by the range alone: re-aggregating the odd key nobody touched is harmless
+    # (the same totals again) and cheaper than joining every row read to the keys.
+    sparse = 2 * len(keys) < len(metrics) * ((last - first).days + 1)
+    if sparse and dialect == "postgresql":
+        ordered = sorted(keys)
+        params["key_metrics"] = [metric for metric, _ in ordered]
+        params["key_days"] = [day for _, day in ordered]
+        keys_join, prune_using, prune_filter = _PG_JOIN, _PG_USING, _PG_PRUNE_FILTER
+    elif sparse and len(keys) <= MAX_NAMED_KEYS:
         params["keys"] = sorted(keys)
         expanding.append(sa.bindparam("keys", expanding=True))
-    select = _SELECT.format(
-        new_id=_new_id(dialect),
-        keys_filter="AND (r.metric, r.period_start) IN :keys" if named else "",
-    )
+        keys_filter = "AND (r.metric, r.period_start) IN :keys"
+        prune_filter = "AND (metric_rollup.metric, metric_rollup.day) IN :keys"
+    select = _SELECT.format(new_id=_new_id(dialect), keys_join=keys_join, keys_filter=keys_filter)
     upsert = sa.text(_UPSERT.format(select=select)).bindparams(*expanding)
     written = session.execute(upsert, params)
-    prune = sa.text(
-        _PRUNE.format(keys_filter="AND (metric, day) IN :keys" if named else "")
-    ).bindparams(*expanding)
-    session.execute(prune, {key: value for key, value in params.items() if key != "now"})
+    prune = sa.text(_PRUNE.format(keys_using=prune_using, keys_filter=prune_filter)).bindparams(
+        *expanding
+    )
+    session.execute(prune, params)
     return int(getattr(written, "rowcount", 0) or 0)
 
 

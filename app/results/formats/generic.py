@@ -74,6 +74,8 @@ from app.results.formats.values import ValueProblem
 from app.results.metrics import BY_KEY
 
 CHANNELS = frozenset({*(channel.value for channel in Channel), "web", ""})
+# The value column as each metric reads it: made once, not once per row of a big file.
+_VALUE_COLUMNS = {key: [Column("value", METRIC, (), metric=key)] for key in BY_KEY}
 
 
 class GenericCSV(TableSpec):
@@ -135,7 +137,7 @@ class GenericCSV(TableSpec):
                 "metric",
                 ValueProblem(N_("%(value)s is not a metric of the dictionary"), value=key),
             )
-        return [Column("value", METRIC, (), metric=key)]
+        return _VALUE_COLUMNS[key]
 
     def platform_metric(self, match: Match, row: Cells, column: Column) -> tuple[str, str]:
         name = row.text("platform_metric") if "platform_metric" in row else None

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from typing import Any
 
 from app.errors import N_
 from app.results.formats.reading import Comment, Record
 from app.results.formats.tables import (
+    CHANNEL,
     LIFETIME,
     PERIOD,
     POST_ID,
@@ -508,6 +510,16 @@ class TikTokContent(TableSpec):
 _GA4_START = frozenset({"start date", "fecha de inicio"})
 _GA4_END = frozenset({"end date", "fecha de finalizacion", "fecha de fin"})
 _GA4_TOTALS = frozenset({"grand total", "total general", "totals", "total", "totales"})
+# A report by channel group ("Session primary channel group (Default Channel Group)",
+# "Grupo de canales principal de la sesión"): its rows are traffic sources, not posts.
+_GA4_CHANNEL_GROUP = ("channel group", "grupo de canales")
+_NOT_SLUG = re.compile(r"[^a-z0-9]+")
+
+
+def channel_group_slug(value: str | None) -> str:
+    """ "Organic Social" → ``organic_social``: a channel group as a row's channel."""
+    slug = _NOT_SLUG.sub("_", fold(value or "")).strip("_")[:32].rstrip("_")
+    return slug or "not_set"
 
 
 class GoogleAnalytics(TableSpec):
@@ -515,9 +527,12 @@ class GoogleAnalytics(TableSpec):
 
     The preamble's ``# Start date: YYYYMMDD`` and ``# End date:`` lines give the period
     of every row (or the "Date" dimension, when the report is by day). The first column
-    is the report's dimension (channel group, source / medium, campaign, ad content…);
-    its value becomes the row's ``post_ref`` so that rows by UTM content match posts
-    and other segments stay apart. The "Grand total" row is skipped: it is the sum of
+    is the report's dimension (channel group, source / medium, campaign, ad content…).
+    A channel group ("Organic Social", "Paid Search") becomes the row's channel
+    (``organic_social``): it names where the traffic came from, never a post, so it must
+    not wait to be matched to one. Any other dimension's value becomes the row's
+    ``post_ref``, so that rows by UTM content match posts and other segments stay
+    apart. The "Grand total" row is skipped: it is the sum of
     the rows above it. Rates are written as fractions (0.0532). Revenue is in the
     property's currency, which the file does not state unless the header does
     ("Total revenue (EUR)"): the import passes the engagement's currency.
@@ -582,15 +597,23 @@ class GoogleAnalytics(TableSpec):
     def target(self, match: Match, key: str) -> str:
         if key == "dimension" and self.by_day(match):
             return PERIOD
+        if key == "dimension" and self.by_channel_group(match):
+            return CHANNEL
         return super().target(match, key)
 
     def by_day(self, match: Match) -> bool:
         return fold(match.header("dimension")) in {"date", "fecha"}
 
+    def by_channel_group(self, match: Match) -> bool:
+        header = fold(match.header("dimension"))
+        return any(words in header for words in _GA4_CHANNEL_GROUP)
+
     def label(self, match: Match) -> str:
         return N_("Google Analytics 4")
 
     def channel(self, match: Match, row: Cells) -> str:
+        if self.by_channel_group(match):
+            return channel_group_slug(row.text("dimension"))
         return "web"
 
     def prepare(self, match: Match, sheet: Any) -> None:
@@ -622,7 +645,9 @@ class GoogleAnalytics(TableSpec):
         return fold(row.raw("dimension")) in _GA4_TOTALS
 
     def post_ref(self, match: Match, row: Cells) -> str | None:
-        return None if self.by_day(match) else row.text("dimension")
+        if self.by_day(match) or self.by_channel_group(match):
+            return None
+        return row.text("dimension")
 
     def period(self, match: Match, row: Cells) -> tuple[dt.date, dt.date]:
         if self.by_day(match):
