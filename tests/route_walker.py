@@ -62,6 +62,7 @@ from app.content import service as content
 from app.content.schemas import PostCreate
 from app.db import utcnow
 from app.deliverables import service as deliverables
+from app.deliverables.schemas import DeliverIn
 from app.engagements import service as engagements
 from app.engagements.models import RouteKind
 from app.engagements.schemas import (
@@ -141,6 +142,7 @@ class Party:
     attestation_id: uuid.UUID
     post_id: uuid.UUID  # drafted by the agency's side
     deliverable_id: uuid.UUID  # planned from the scope line
+    file_id: uuid.UUID  # an evidence file the agency delivered the deliverable with
     escalation_id: uuid.UUID  # opened by the agency's side
     result_id: uuid.UUID  # a result row reported by the agency's side
     import_id: uuid.UUID  # a results import of the engagement
@@ -286,6 +288,19 @@ def _engagement(
         ),
     )
     deliverable = deliverables.list_deliverables(db, granted)[0]
+    with WALKER_IMAGE.open("rb") as image:  # delivered with a file: the evidence routes
+        deliverables.deliver(
+            db,
+            deliverables.access(db, actor_for(db, agency_owner), deliverable.id),
+            DeliverIn(),
+            files=[UploadFile(image, filename="walker.png")],
+            store=store_for(get_settings()),
+            settings=get_settings(),
+        )
+    db.commit()
+    [evidence_file] = deliverables.evidence_files_of(
+        db, deliverables.access(db, actor_for(db, agency_owner), deliverable.id)
+    )
     escalation = escalations.open_escalation(
         db,
         get_settings(),
@@ -311,6 +326,7 @@ def _engagement(
         "attestation_id": attestation.id,
         "post_id": post.id,
         "deliverable_id": deliverable.id,
+        "file_id": evidence_file.id,
         "escalation_id": escalation.id,
     }
 
@@ -366,6 +382,7 @@ PARAMETERS: dict[str, Callable[[Party], object]] = {
     "attestation_id": lambda party: party.attestation_id,
     "post_id": lambda party: party.post_id,
     "deliverable_id": lambda party: party.deliverable_id,
+    "file_id": lambda party: party.file_id,
     "escalation_id": lambda party: party.escalation_id,
     "result_id": lambda party: party.result_id,
     "import_id": lambda party: party.import_id,

@@ -12,9 +12,11 @@ escalation is left alone.
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
+from starlette.datastructures import UploadFile
 
 from app.accounts import repository as accounts_repository
 from app.config import get_settings
@@ -30,6 +32,7 @@ from app.escalations import repository as escalation_repository
 from app.escalations import service as escalations
 from app.escalations.models import Escalation, EscalationKind, Outcome
 from app.escalations.schemas import AcknowledgeIn, EscalationCreate, NoteIn, ResolveIn
+from app.storage import store_for
 from app.tenancy.service import Actor, actor_for
 
 # Which past deliverables the story makes late (counted back from the latest one due:
@@ -141,11 +144,41 @@ def _deliverables(
         _deliver(session, manager, report, at=now - timedelta(hours=5))
 
 
+def _report_file(row: Deliverable) -> UploadFile:
+    """The monthly report as the agency's spreadsheet export: a small CSV, made up."""
+    month = row.period_start.strftime("%Y-%m")
+    lines = [
+        "metric,value,target",
+        *(
+            f"{name},{value},{target}"
+            for name, value, target in (
+                ("posts published", 12, 12),
+                ("engagement rate", "4.1%", "3.5%"),
+                ("link clicks", 1840 + 37 * row.period_start.month, 1800),
+                ("leads handed over", 6 + row.period_start.month % 4, 5),
+            )
+        ),
+    ]
+    body = ("\n".join(lines) + "\n").encode()
+    return UploadFile(io.BytesIO(body), size=len(body), filename=f"report-{month}.csv")
+
+
 def _deliver(
     session: Session, manager: Actor, row: Deliverable, *, at: datetime, first: bool = True
 ) -> None:
     found = service.access(session, manager, row.id)
-    service.deliver(session, found, _evidence(session, manager, row))
+    if row.kind == "monthly_report":
+        settings = get_settings()
+        service.deliver(
+            session,
+            found,
+            _evidence(session, manager, row),
+            files=[_report_file(row)],
+            store=store_for(settings),
+            settings=settings,
+        )
+    else:
+        service.deliver(session, found, _evidence(session, manager, row))
     session.refresh(row)
     if first:
         _move(row, first_delivered_at=at, delivered_at=at, updated_at=at)

@@ -74,8 +74,10 @@ class Deliverable(SQLModel, table=True):
         default=DeliverableStatus.planned, sa_type=sa.String(16), nullable=False
     )
     rounds: int = Field(default=0, nullable=False)
-    # The latest delivery's evidence: links ({"type": "link", "url", "label"})
-    # and posts of the engagement ({"type": "post", "post_id", "label"}).
+    # The latest delivery's evidence: links ({"type": "link", "url", "label"}),
+    # posts of the engagement ({"type": "post", "post_id", "label"}) and files
+    # ({"type": "file", "file_id", "label", "sha256", "size", "content_type"}; the
+    # ``deliverable_evidence_file`` row is what lets people download them).
     evidence: list[dict[str, Any]] = Field(default_factory=list, sa_type=sa.JSON(), nullable=False)
     delivery_note: str = Field(default="", max_length=2000, nullable=False)
     first_delivered_at: datetime | None = timestamp_field(nullable=True, default=None)
@@ -97,3 +99,49 @@ class Deliverable(SQLModel, table=True):
     )
     created_at: datetime = created_at_field()
     updated_at: datetime = created_at_field()
+
+
+class EvidenceFile(SQLModel, table=True):
+    """A file handed over with one delivery of a deliverable, its bytes named by SHA-256.
+
+    The bytes live in the blob store (``app.storage``); this row is what makes them
+    this deliverable's, so they are served only through it, to its engagement's two
+    sides (anyone else gets 404). ``round`` is the delivery the file came with: a
+    returned deliverable delivered again keeps each round's files apart.
+    """
+
+    __tablename__ = "deliverable_evidence_file"
+    __tenant_key__ = "brand_id"
+    __table_args__ = (
+        # Named by hand: the conventional name is past PostgreSQL's 63 characters.
+        sa.UniqueConstraint(
+            "brand_id",
+            "deliverable_id",
+            "round",
+            "sha256",
+            name="uq_deliverable_evidence_file_round_sha256",
+        ),
+        sa.Index(
+            "ix_deliverable_evidence_file_brand_id_engagement_id",
+            "brand_id",
+            "engagement_id",
+        ),
+        sa.CheckConstraint("size >= 0", name="size"),
+        sa.CheckConstraint("round >= 1", name="round"),
+    )
+
+    id: uuid.UUID = id_field()
+    brand_id: uuid.UUID = brand_key()
+    engagement_id: uuid.UUID = engagement_key()
+    deliverable_id: uuid.UUID = Field(
+        foreign_key="deliverable.id", nullable=False, ondelete="CASCADE"
+    )
+    round: int = Field(nullable=False)
+    sha256: str = Field(max_length=64, nullable=False)
+    content_type: str = Field(max_length=128, nullable=False)
+    size: int = Field(sa_type=sa.BigInteger(), nullable=False)
+    original_name: str = Field(default="", max_length=200, nullable=False)
+    uploaded_by_id: uuid.UUID | None = Field(
+        default=None, foreign_key="user.id", ondelete="SET NULL"
+    )
+    created_at: datetime = created_at_field()

@@ -1,13 +1,13 @@
 """Queries about deliverables, always through an engagement the caller may see.
 
-Transitions are conditional updates (``… WHERE id = :id AND version = :v AND
-status IN (:expected)``): whoever loses a race changes nothing and is told so.
+Transitions are conditional updates made by ``app.transitions``: whoever loses a
+race changes nothing and is told so.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session, col, or_, select
 
-from app.deliverables.models import Deliverable, DeliverableStatus
+from app.deliverables.models import Deliverable, DeliverableStatus, EvidenceFile
 from app.engagements.models import Engagement, ScopeLine
 from app.tenancy.models import Organization
 from app.tenancy.repository import AccessibleOrganizationID
@@ -131,26 +131,32 @@ def untouched_future_of_line(
     ).all()
 
 
-def transition(
-    session: Session,
-    deliverable_id: uuid.UUID,
-    *,
-    expected_version: int,
-    expected_statuses: Iterable[DeliverableStatus],
-    **values: Any,
-) -> bool:
-    """Conditional update: applies only if nobody changed the deliverable since it was read."""
-    result = session.execute(
-        sa.update(Deliverable)
-        .where(
-            col(Deliverable.id) == deliverable_id,
-            col(Deliverable.version) == expected_version,
-            col(Deliverable.status).in_([str(status) for status in expected_statuses]),
-        )
-        .values(version=Deliverable.version + 1, **values)
-        .execution_options(synchronize_session=False)
+def evidence_files_of(
+    session: Session, engagement: Engagement, deliverable: Deliverable | None = None
+) -> Sequence[EvidenceFile]:
+    """Every round's evidence files, oldest round first: of one deliverable, or of all
+    the engagement's (the board)."""
+    query = select(EvidenceFile).where(
+        EvidenceFile.brand_id == engagement.brand_id,
+        EvidenceFile.engagement_id == engagement.id,
     )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    if deliverable is not None:
+        query = query.where(EvidenceFile.deliverable_id == deliverable.id)
+    return session.exec(
+        query.order_by(col(EvidenceFile.round), col(EvidenceFile.created_at), col(EvidenceFile.id))
+    ).all()
+
+
+def evidence_file(
+    session: Session, deliverable: Deliverable, file_id: uuid.UUID
+) -> EvidenceFile | None:
+    return session.exec(
+        select(EvidenceFile).where(
+            EvidenceFile.brand_id == deliverable.brand_id,
+            EvidenceFile.deliverable_id == deliverable.id,
+            EvidenceFile.id == file_id,
+        )
+    ).first()
 
 
 def due_between(
@@ -170,8 +176,3 @@ def due_between(
 def engagements_of_brand(session: Session, brand_id: uuid.UUID) -> Sequence[Engagement]:
     """For the periodic planner, working inside one brand's tenant scope."""
     return session.exec(select(Engagement).where(Engagement.brand_id == brand_id)).all()
-
-
-def brand_ids(session: Session) -> Sequence[uuid.UUID]:
-    """Every brand: the periodic planner then works in each brand's tenant scope in turn."""
-    return session.exec(select(Organization.id).where(Organization.kind == "brand")).all()

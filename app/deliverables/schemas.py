@@ -7,11 +7,12 @@ from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from starlette.datastructures import FormData
 
 from app.engagements.schemas import ScopeKind
-from app.errors import N_
-from app.schemas import InputRule
+from app.errors import N_, FieldError, InvalidInput
+from app.schemas import InputRule, parse_input
 
 
 def check_web_link(value: str) -> str:
@@ -39,6 +40,53 @@ class DeliverIn(BaseModel):
     links: list[EvidenceLink] = Field(default_factory=list, max_length=50)
     post_ids: list[uuid.UUID] = Field(default_factory=list, max_length=100)
     note: str = Field(default="", max_length=2000)
+
+
+def deliver_input(form: FormData) -> DeliverIn:
+    """A delivery sent as a form (the board's, or the API's multipart one).
+
+    ``links`` holds web addresses, one per line (a textarea) or one per field;
+    ``post_ids`` one id per field; the files travel beside, in ``files``.
+    """
+    links = []
+    lines = [
+        line.strip()
+        for value in form.getlist("links")
+        if isinstance(value, str)
+        for line in value.splitlines()
+    ]
+    for number, line in enumerate(lines, start=1):
+        if not line:
+            continue
+        try:
+            links.append(EvidenceLink(url=line))
+        except ValidationError:
+            raise InvalidInput(
+                field_errors=[
+                    FieldError(
+                        "links",
+                        N_("Line %(line)d is not a full web address starting with https://."),
+                        {"line": number},
+                    )
+                ]
+            ) from None
+    post_ids = []
+    for index, value in enumerate(form.getlist("post_ids")):
+        try:
+            post_ids.append(uuid.UUID(str(value)))
+        except ValueError:
+            raise InvalidInput(
+                field_errors=[FieldError(f"post_ids.{index}", N_("This is not a valid id."))]
+            ) from None
+    note = form.get("note")
+    return parse_input(
+        DeliverIn,
+        {
+            "links": links,
+            "post_ids": post_ids,
+            "note": note.strip() if isinstance(note, str) else "",
+        },
+    )
 
 
 class ReturnIn(BaseModel):
@@ -81,3 +129,16 @@ class DeliverableOut(BaseModel):
     return_reason: str
     version: int
     created_at: datetime
+
+
+class EvidenceFileOut(BaseModel):
+    """A file handed over with one delivery round; ``url`` gives its bytes."""
+
+    id: uuid.UUID
+    round: int = Field(description="The delivery (1 = first) the file came with.")
+    original_name: str
+    content_type: str = Field(description="As recognised from the bytes, not as uploaded.")
+    size: int
+    sha256: str
+    created_at: datetime
+    url: str

@@ -15,12 +15,16 @@ from datetime import date
 from typing import Any
 
 from sqlmodel import Session
+from starlette.datastructures import UploadFile
 
+from app import transitions
 from app.audit import service as audit
+from app.config import Settings
 from app.content import service as content
 from app.db import utcnow
+from app.deliverables import evidence as evidence_files
 from app.deliverables import planning, repository
-from app.deliverables.models import Deliverable, DeliverableStatus
+from app.deliverables.models import Deliverable, DeliverableStatus, EvidenceFile
 from app.deliverables.schemas import DeliverableCreate, DeliverIn, ReturnIn
 from app.engagements import service as engagements
 from app.engagements.models import Status
@@ -32,8 +36,8 @@ from app.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
-    PreconditionFailed,
 )
+from app.storage import BlobStore
 from app.tenancy.service import Actor
 
 NOT_FOUND = N_("No deliverable here, or it is not yours.")
@@ -108,11 +112,6 @@ def _audit(
     )
 
 
-def _check_version(deliverable: Deliverable, expected_version: int | None) -> None:
-    if expected_version is not None and deliverable.version != expected_version:
-        raise PreconditionFailed()
-
-
 def create_deliverable(
     session: Session, granted: EngagementAccess, data: DeliverableCreate
 ) -> Deliverable:
@@ -154,7 +153,12 @@ def create_deliverable(
     return deliverable
 
 
-def _evidence(session: Session, granted: EngagementAccess, data: DeliverIn) -> list[dict[str, Any]]:
+def _evidence(
+    session: Session,
+    granted: EngagementAccess,
+    data: DeliverIn,
+    files: Sequence[evidence_files.CheckedFile],
+) -> list[dict[str, Any]]:
     """The delivery's evidence; a post must be one of this engagement's, seen by the caller."""
     evidence: list[dict[str, Any]] = [
         {"type": "link", "url": link.url, "label": link.label.strip()} for link in data.links
@@ -171,15 +175,31 @@ def _evidence(session: Session, granted: EngagementAccess, data: DeliverIn) -> l
                 ]
             )
         evidence.append({"type": "post", "post_id": str(post_id), "label": found.post.title})
+    evidence.extend(file.evidence_item() for file in files)
     if not evidence:
         raise InvalidInput(
             field_errors=[
                 FieldError(
-                    "links", N_("Give the evidence: a link, or one of the engagement's posts.")
+                    "links",
+                    N_("Give the evidence: a link, one of the engagement's posts, or a file."),
                 )
             ]
         )
     return evidence
+
+
+def check_deliverable(found: DeliverableAccess, expected_version: int | None = None) -> None:
+    """May this caller deliver it now? Answered before an upload is read."""
+    granted, deliverable = found.granted, found.deliverable
+    granted.require("deliverable.deliver")
+    _require_open(granted)
+    transitions.check_version(deliverable, expected_version)
+    status = DeliverableStatus(deliverable.status)
+    if status not in (DeliverableStatus.planned, DeliverableStatus.returned):
+        raise Conflict(
+            N_("Only a planned or returned deliverable is delivered; this one is %(status)s."),
+            params={"status": status.value},
+        )
 
 
 def deliver(
@@ -188,18 +208,25 @@ def deliver(
     data: DeliverIn,
     *,
     expected_version: int | None = None,
+    files: Sequence[UploadFile] = (),
+    store: BlobStore | None = None,
+    settings: Settings | None = None,
 ) -> Deliverable:
+    """Deliver with evidence: links, the engagement's posts, files (``store`` and
+    ``settings`` are needed with files).
+
+    Every file is checked before anything changes; the bytes are stored once the
+    delivery's conditional update has won, as evidence of this round only.
+    """
     granted, deliverable = found.granted, found.deliverable
-    granted.require("deliverable.deliver")
-    _require_open(granted)
-    _check_version(deliverable, expected_version)
+    check_deliverable(found, expected_version)
     previous = DeliverableStatus(deliverable.status)
-    if previous not in (DeliverableStatus.planned, DeliverableStatus.returned):
-        raise Conflict(
-            N_("Only a planned or returned deliverable is delivered; this one is %(status)s."),
-            params={"status": previous.value},
-        )
-    evidence = _evidence(session, granted, data)
+    checked: list[evidence_files.CheckedFile] = []
+    if files:
+        if store is None or settings is None:
+            raise ValueError("files are delivered with a blob store and the settings")
+        checked = evidence_files.check(files, settings)
+    evidence = _evidence(session, granted, data, checked)
     now = utcnow()
     user = granted.actor.user
     values: dict[str, Any] = {
@@ -214,15 +241,22 @@ def deliver(
     }
     if deliverable.first_delivered_at is None:
         values["first_delivered_at"] = now
-    if not repository.transition(
+    transitions.transition(
         session,
-        deliverable.id,
-        expected_version=deliverable.version,
+        deliverable,
         expected_statuses=(previous,),
+        conflict=N_("The deliverable changed while you were delivering it: reload it."),
         **values,
-    ):
-        raise Conflict(N_("The deliverable changed while you were delivering it: reload it."))
-    session.refresh(deliverable)
+    )
+    if checked and store is not None:
+        evidence_files.keep(
+            session,
+            deliverable,
+            checked,
+            round_=deliverable.rounds,
+            uploaded_by_id=user.id,
+            store=store,
+        )
     _audit(
         session,
         granted,
@@ -238,6 +272,17 @@ def deliver(
     return deliverable
 
 
+def evidence_files_of(session: Session, found: DeliverableAccess) -> Sequence[EvidenceFile]:
+    """Every round's files of the deliverable, for either side of the engagement."""
+    found.granted.require("engagement.read")
+    return repository.evidence_files_of(session, found.granted.engagement, found.deliverable)
+
+
+def evidence_file(session: Session, found: DeliverableAccess, file_id: uuid.UUID) -> EvidenceFile:
+    found.granted.require("engagement.read")
+    return evidence_files.file_of(session, found.deliverable, file_id)
+
+
 def _require_brand(granted: EngagementAccess) -> None:
     if not granted.on_brand_side:
         raise Forbidden(N_("Only the brand accepts or returns a deliverable."))
@@ -250,7 +295,7 @@ def accept(
     granted, deliverable = found.granted, found.deliverable
     _require_brand(granted)
     _require_open(granted)
-    _check_version(deliverable, expected_version)
+    transitions.check_version(deliverable, expected_version)
     if deliverable.status != DeliverableStatus.delivered:
         raise Conflict(
             N_("Only a delivered deliverable is accepted; this one is %(status)s."),
@@ -258,20 +303,18 @@ def accept(
         )
     now = utcnow()
     user = granted.actor.user
-    if not repository.transition(
+    transitions.transition(
         session,
-        deliverable.id,
-        expected_version=deliverable.version,
+        deliverable,
         expected_statuses=(DeliverableStatus.delivered,),
+        conflict=N_("The deliverable changed while you were accepting it: reload it."),
         status=DeliverableStatus.accepted,
         decided_at=now,
         decided_by_id=user.id,
         decided_by_name=user.name,
         return_reason="",
         updated_at=now,
-    ):
-        raise Conflict(N_("The deliverable changed while you were accepting it: reload it."))
-    session.refresh(deliverable)
+    )
     _audit(session, granted, "deliverable_accepted", deliverable, {"round": deliverable.rounds})
     return deliverable
 
@@ -287,7 +330,7 @@ def return_(
     granted, deliverable = found.granted, found.deliverable
     _require_brand(granted)
     _require_open(granted)
-    _check_version(deliverable, expected_version)
+    transitions.check_version(deliverable, expected_version)
     reason = data.reason.strip()
     if not reason:
         raise InvalidInput(field_errors=[FieldError("reason", N_("Say what is missing."))])
@@ -298,20 +341,18 @@ def return_(
         )
     now = utcnow()
     user = granted.actor.user
-    if not repository.transition(
+    transitions.transition(
         session,
-        deliverable.id,
-        expected_version=deliverable.version,
+        deliverable,
         expected_statuses=(DeliverableStatus.delivered,),
+        conflict=N_("The deliverable changed while you were returning it: reload it."),
         status=DeliverableStatus.returned,
         decided_at=now,
         decided_by_id=user.id,
         decided_by_name=user.name,
         return_reason=reason,
         updated_at=now,
-    ):
-        raise Conflict(N_("The deliverable changed while you were returning it: reload it."))
-    session.refresh(deliverable)
+    )
     _audit(
         session,
         granted,

@@ -2,7 +2,8 @@
 
 Deliver, accept and return post in place (HTMX) and get the page's
 ``deliverable_board`` block back; without JavaScript the same posts redirect back
-to the board.
+to the board. Delivering is a multipart form (its evidence files ride along): its
+declared size is checked before the CSRF check reads the body (``uploads``).
 """
 
 from __future__ import annotations
@@ -14,16 +15,16 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
 from sqlmodel import Session
 from starlette.datastructures import FormData
 
-from app import web
+from app import storage, web
+from app.content import media
 from app.content import service as content
-from app.deliverables import service
+from app.deliverables import evidence, service
 from app.deliverables.deps import PageDeliverable
 from app.deliverables.models import Deliverable, DeliverableStatus
-from app.deliverables.schemas import DeliverableCreate, DeliverIn, EvidenceLink, ReturnIn
+from app.deliverables.schemas import DeliverableCreate, ReturnIn, deliver_input
 from app.deliverables.service import DeliverableAccess
 from app.deps import SessionDep, verify_csrf
 from app.engagements.deps import PageEngagement
@@ -39,7 +40,11 @@ from app.errors import (
 )
 from app.schemas import parse_input
 
-router = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+# What main.py includes: the pages behind the CSRF check, and the upload route, whose
+# size check must run before the CSRF check reads the body (both are added below).
+router = APIRouter(include_in_schema=False)
+pages = APIRouter(dependencies=[Depends(verify_csrf)], include_in_schema=False)
+uploads = APIRouter(include_in_schema=False)
 
 DELIVERABLE_STATUS_NAMES = {
     DeliverableStatus.planned: N_("Planned"),
@@ -94,6 +99,9 @@ def _board_context(
     may_deliver = granted.can("deliverable.deliver")
     posts = content.list_posts(db, granted) if may_deliver else []
     return {
+        "evidence_files": evidence.files_of(db, granted.engagement),
+        "accept_evidence": evidence.ACCEPT_ATTRIBUTE,
+        "max_evidence_files": evidence.MAX_FILES,
         "user": granted.actor.user,
         "engagement": granted.engagement,
         "access": granted,
@@ -114,7 +122,7 @@ def _board_context(
     }
 
 
-@router.get("/engagements/{engagement_id}/deliverables", name="engagement_deliverables")
+@pages.get("/engagements/{engagement_id}/deliverables", name="engagement_deliverables")
 def board(
     request: Request, db: SessionDep, granted: PageEngagement, status: str | None = None
 ) -> Response:
@@ -138,7 +146,14 @@ def _act(
     try:
         with db.begin_nested():
             action()
-    except (InvalidInput, Conflict, PreconditionFailed, Forbidden) as exc:
+    except (
+        InvalidInput,
+        Conflict,
+        PreconditionFailed,
+        Forbidden,
+        media.PayloadTooLarge,
+        media.UnsupportedMediaType,
+    ) as exc:
         db.refresh(found.deliverable)
         context = _board_context(
             db,
@@ -158,43 +173,47 @@ def _act(
     )
 
 
-def _links(form: FormData) -> list[EvidenceLink]:
-    links = []
-    for index, line in enumerate(_text(form, "links").splitlines()):
-        line = line.strip()
-        if not line:
-            continue
-        try:
-            links.append(EvidenceLink(url=line))
-        except ValidationError:
-            raise InvalidInput(
-                field_errors=[
-                    FieldError(
-                        "links",
-                        N_("Line %(line)d is not a full web address starting with https://."),
-                        {"line": index + 1},
-                    )
-                ]
-            ) from None
-    return links
+def refuse_oversized_delivery(request: Request) -> None:
+    """Runs before the CSRF check parses the form: a body declared too large is not read."""
+    evidence.refuse_oversized(request, web.settings_of(request))
 
 
-@router.post("/deliverables/{deliverable_id}/deliver", name="deliver_deliverable")
+@uploads.post(
+    "/deliverables/{deliverable_id}/deliver",
+    name="deliver_deliverable",
+    dependencies=[Depends(refuse_oversized_delivery), Depends(verify_csrf)],
+)
 def deliver(request: Request, db: SessionDep, found: PageDeliverable, form: FormDep) -> Response:
+    settings = web.settings_of(request)
+    files = evidence.uploads_of(form)
+
     def action() -> object:
-        post_ids = []
-        for value in form.getlist("post_ids"):
-            try:
-                post_ids.append(uuid.UUID(str(value)))
-            except ValueError:
-                continue  # not an id of anything: the remaining evidence is checked
-        data = DeliverIn(links=_links(form), post_ids=post_ids, note=_text(form, "note")[:2000])
-        return service.deliver(db, found, data, expected_version=_version(form))
+        return service.deliver(
+            db,
+            found,
+            deliver_input(form),
+            expected_version=_version(form),
+            files=files,
+            store=storage.store_for(settings),
+            settings=settings,
+        )
 
-    return _act(request, db, found, form, action)
+    try:
+        return _act(request, db, found, form, action)
+    finally:
+        for upload in files:
+            upload.file.close()  # the spooled upload goes now, stored or not
 
 
-@router.post("/deliverables/{deliverable_id}/accept", name="accept_deliverable")
+@pages.get("/deliverables/{deliverable_id}/evidence/{file_id}", name="deliverable_evidence_file")
+def evidence_file(
+    request: Request, db: SessionDep, found: PageDeliverable, file_id: uuid.UUID
+) -> Response:
+    row = service.evidence_file(db, found, file_id)
+    return evidence.file_response(storage.store_for(web.settings_of(request)), row)
+
+
+@pages.post("/deliverables/{deliverable_id}/accept", name="accept_deliverable")
 def accept(request: Request, db: SessionDep, found: PageDeliverable, form: FormDep) -> Response:
     return _act(
         request,
@@ -205,7 +224,7 @@ def accept(request: Request, db: SessionDep, found: PageDeliverable, form: FormD
     )
 
 
-@router.post("/deliverables/{deliverable_id}/return", name="return_deliverable")
+@pages.post("/deliverables/{deliverable_id}/return", name="return_deliverable")
 def return_deliverable(
     request: Request, db: SessionDep, found: PageDeliverable, form: FormDep
 ) -> Response:
@@ -220,7 +239,7 @@ def return_deliverable(
     return _act(request, db, found, form, action)
 
 
-@router.post("/engagements/{engagement_id}/deliverables", name="add_deliverable")
+@pages.post("/engagements/{engagement_id}/deliverables", name="add_deliverable")
 def add(request: Request, db: SessionDep, granted: PageEngagement, form: FormDep) -> Response:
     values = {name: _text(form, name) for name in ("title", "description", "quantity", "due_on")}
     try:
@@ -249,3 +268,7 @@ def add(request: Request, db: SessionDep, granted: PageEngagement, form: FormDep
     if not web.is_htmx(request):
         return web.redirect(request, url)
     return web.render(request, "deliverables/board.html", _board_context(db, granted, None))
+
+
+router.include_router(pages)
+router.include_router(uploads)

@@ -132,25 +132,3 @@ def notes_of(session: Session, escalation: Escalation) -> Sequence[EscalationNot
         )
         .order_by(col(EscalationNote.created_at), col(EscalationNote.id))
     ).all()
-
-
-def transition(
-    session: Session,
-    escalation_id: uuid.UUID,
-    *,
-    expected_version: int,
-    expected_statuses: Iterable[EscalationStatus],
-    **values: Any,
-) -> bool:
-    """Conditional update: applies only if nobody changed the escalation since it was read."""
-    result = session.execute(
-        sa.update(Escalation)
-        .where(
-            col(Escalation.id) == escalation_id,
-            col(Escalation.version) == expected_version,
-            col(Escalation.status).in_([str(status) for status in expected_statuses]),
-        )
-        .values(version=Escalation.version + 1, **values)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]

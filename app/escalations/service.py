@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlmodel import Session
 
+from app import transitions
 from app.audit import service as audit
 from app.config import Settings
 from app.db import utcnow
@@ -36,7 +37,6 @@ from app.errors import (
     Forbidden,
     InvalidInput,
     NotFound,
-    PreconditionFailed,
 )
 from app.escalations import repository
 from app.escalations.models import (
@@ -274,11 +274,6 @@ def _require_brand(granted: EngagementAccess) -> None:
     granted.require("escalation.handle")
 
 
-def _check_version(escalation: Escalation, expected_version: int | None) -> None:
-    if expected_version is not None and escalation.version != expected_version:
-        raise PreconditionFailed()
-
-
 def _add_note(
     session: Session, granted: EngagementAccess, escalation: Escalation, body: str
 ) -> None:
@@ -320,7 +315,7 @@ def acknowledge(
 ) -> Escalation:
     granted, escalation = found.granted, found.escalation
     _require_brand(granted)
-    _check_version(escalation, expected_version)
+    transitions.check_version(escalation, expected_version)
     if escalation.status != EscalationStatus.open:
         raise Conflict(
             N_("Only an open escalation is acknowledged; this one is %(status)s."),
@@ -328,19 +323,17 @@ def acknowledge(
         )
     now = utcnow()
     user = granted.actor.user
-    if not repository.transition(
+    transitions.transition(
         session,
-        escalation.id,
-        expected_version=escalation.version,
+        escalation,
         expected_statuses=(EscalationStatus.open,),
+        conflict=N_("The escalation changed while you were acknowledging it: reload it."),
         status=EscalationStatus.acknowledged,
         acknowledged_at=now,
         acknowledged_by_id=user.id,
         acknowledged_by_name=user.name,
         updated_at=now,
-    ):
-        raise Conflict(N_("The escalation changed while you were acknowledging it: reload it."))
-    session.refresh(escalation)
+    )
     _audit(
         session,
         granted,
@@ -361,7 +354,7 @@ def resolve(
 ) -> Escalation:
     granted, escalation = found.granted, found.escalation
     _require_brand(granted)
-    _check_version(escalation, expected_version)
+    transitions.check_version(escalation, expected_version)
     kind = EscalationKind(escalation.kind)
     if data.outcome not in OUTCOMES_OF_KIND[kind]:
         message = (
@@ -384,11 +377,11 @@ def resolve(
     now = utcnow()
     user = granted.actor.user
     won = data.outcome == Outcome.won
-    if not repository.transition(
+    transitions.transition(
         session,
-        escalation.id,
-        expected_version=escalation.version,
+        escalation,
         expected_statuses=(previous,),
+        conflict=N_("The escalation changed while you were resolving it: reload it."),
         status=EscalationStatus.resolved,
         resolved_at=now,
         resolved_by_id=user.id,
@@ -397,9 +390,7 @@ def resolve(
         revenue_minor=data.revenue_minor if won else None,
         currency=granted.engagement.currency if won else None,
         updated_at=now,
-    ):
-        raise Conflict(N_("The escalation changed while you were resolving it: reload it."))
-    session.refresh(escalation)
+    )
     _audit(
         session,
         granted,
