@@ -448,6 +448,41 @@ class TestWhoMaySend:
         assert read(client, world.creator, post["id"])["status"] == "approved"
 
 
+class TestWhoMayWithdraw:
+    def test_the_withdraw_button_shows_only_to_those_who_may_withdraw(
+        self,
+        db: Session,
+        world: World,
+        client: TestClient,
+        make_client: Callable[[], TestClient],
+    ) -> None:
+        post = at_legal_step(client, world)
+        csrf = sign_in(client, world.parties.lead.email)
+        assert send_link(client, csrf, post["id"]).status_code == 303
+        [link] = links_in_db(db, post["id"])
+        revoke = f"/posts/{post['id']}/guest-links/{link.id}/revoke"
+        # The sender sees the button.
+        assert revoke in client.get(f"/posts/{post['id']}").text
+        # So does another lead of the brand (leads and owners change the engagement).
+        other_lead = person(db, world.parties.brand, Role.lead, label="Other Lead", signs_in=True)
+        lead_browser = make_client()
+        sign_in(lead_browser, other_lead.email)
+        assert revoke in lead_browser.get(f"/posts/{post['id']}").text
+        # A brand reviewer sees the link listed, without the button, and may not withdraw it.
+        reviewer = make_client()
+        reviewer_csrf = sign_in(reviewer, world.parties.reviewer.email)
+        page = reviewer.get(f"/posts/{post['id']}")
+        assert page.status_code == 200
+        assert LEGAL in page.text
+        assert revoke not in page.text
+        refused = reviewer.post(revoke, data={"csrf_token": reviewer_csrf})
+        assert refused.status_code == 403
+        assert links_in_db(db, post["id"])[0].revoked_at is None
+        # The sender still may.
+        assert client.post(revoke, data={"csrf_token": csrf}).status_code == 303
+        assert links_in_db(db, post["id"])[0].revoked_at is not None
+
+
 # --- PostgreSQL row-level security, as the runtime role -------------------------------
 
 needs_postgres = pytest.mark.skipif(

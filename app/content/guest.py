@@ -34,7 +34,7 @@ from app.accounts.service import normalize_email, secret_hash
 from app.audit import service as audit
 from app.config import Settings
 from app.content import service
-from app.content.models import Decision, GuestReviewLink, Post, PostStatus, PostVersion
+from app.content.models import Decision, GuestReviewLink, PostStatus, PostVersion
 from app.content.schemas import DecisionIn
 from app.content.service import GuestSeat, PostAccess, Review
 from app.db import set_tenant_context, utcnow
@@ -180,10 +180,16 @@ def links_of(
     ).all()
 
 
-def sent_links(session: Session, post: Post) -> list[tuple[GuestReviewLink, str]]:
-    """Every link sent for a post with its state, newest first (for the brand's post page)."""
+def sent_links(session: Session, found: PostAccess) -> list[tuple[GuestReviewLink, str, bool]]:
+    """Every link sent for a post, newest first, with its state and whether the reader
+    may withdraw it (for the brand's post page: the button shows only where ``revoke``
+    would let it through)."""
     now = utcnow()
-    return [(link, state_of(link, now)) for link in links_of(session, post.id, post.brand_id)]
+    post = found.post
+    return [
+        (link, state_of(link, now), can_withdraw(found, link))
+        for link in links_of(session, post.id, post.brand_id)
+    ]
 
 
 def state_of(link: GuestReviewLink, now: datetime | None = None) -> str:
@@ -197,16 +203,27 @@ def state_of(link: GuestReviewLink, now: datetime | None = None) -> str:
     return "open"
 
 
+def can_withdraw(found: PostAccess, link: GuestReviewLink) -> bool:
+    """The sender, or the brand's owners and leads (who change the engagement), withdraw a link.
+
+    The one rule: ``revoke`` enforces it and the post page asks it before offering the button.
+    """
+    granted = found.granted
+    if link.sent_by_id == granted.actor.user.id:
+        return True
+    return granted.on_brand_side and granted.can("engagement.edit")
+
+
 def revoke(session: Session, found: PostAccess, link_id: uuid.UUID) -> GuestReviewLink:
-    """The sender, or the brand's owners and leads, withdraw a link; it dies at once."""
+    """Withdraw a link (``can_withdraw`` says who may); it dies at once."""
     granted = found.granted
     link = _get(session, found, link_id)
     if link is None:
         raise NotFound(N_("No such guest link on this post."))
-    if link.sent_by_id != granted.actor.user.id:
-        granted.require("engagement.edit")
-        if not granted.on_brand_side:
-            raise Forbidden(N_("Only the brand withdraws its guest links."))
+    if not can_withdraw(found, link):
+        raise Forbidden(
+            N_("Only the person who sent this link, or the brand's owners and leads, withdraw it.")
+        )
     if not _update_open(session, link, revoked_at=utcnow(), revoked_by_id=granted.actor.user.id):
         raise Conflict(N_("This link was used, withdrawn or expired already."))
     _audit(session, found, "guest_link_revoked", link, email=link.email)

@@ -12,8 +12,10 @@ Attaching or removing a file saves a new version of the post whose
 covers the exact bytes of every attachment.
 
 Bytes are stored before the version is saved; if the save then loses a race (the
-post changed meanwhile), the stored bytes are left unreferenced, never wrong: a
-blob is only ever served through a ``post_media`` row of the caller's post.
+post changed meanwhile) or the transaction rolls back, the stored bytes are left
+unreferenced, never wrong: a blob is only ever served through a ``post_media`` row
+of the caller's post. The daily collection (``app/storage/tasks.py``) removes them
+once no row names them and nobody has put them for a day.
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from app.engagements import service as engagements
 from app.engagements.models import Channel, Engagement
 from app.notifications.service import NotificationKind, notify
 from app.tenancy import repository as tenancy_repository
+from app.tenancy import sweeps
 from app.tenancy.models import Role
 from app.tenancy.service import Actor, actor_for
 
@@ -80,15 +81,11 @@ def register(huey: Huey, database: Database, settings: Settings) -> None:
 def sweep(database: Database, settings: Settings, *, now: datetime | None = None) -> SweepReport:
     now = now or utcnow()
     report = SweepReport()
-    with database.session_scope() as session:
-        brands = list(repository.brand_ids(session))
-    for brand_id in brands:
-        try:
-            # One transaction per brand: one brand's failure does not hold back the others.
-            with database.tenant_scope(org_ids=[brand_id]) as session:
-                _sweep_brand(session, settings, brand_id, now, report)
-        except Exception:
-            log.exception("review sweep failed for brand %s; the next sweep retries", brand_id)
+    sweeps.for_each_brand(
+        database,
+        lambda session, brand_id: _sweep_brand(session, settings, brand_id, now, report),
+        what="the review sweep",
+    )
     return report
 
 

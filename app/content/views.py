@@ -112,7 +112,7 @@ def _review_context(db: Session, found: PostAccess) -> dict[str, Any]:
         "decisions": service.decisions_of(db, found.post),
         "thread": comments.thread_of(db, found),
         # Guest links are the brand's business: the agency never sees whom the brand asked.
-        "guest_links": guest.sent_links(db, found.post) if found.granted.on_brand_side else [],
+        "guest_links": guest.sent_links(db, found) if found.granted.on_brand_side else [],
         "form_message": None,
         **_presentation(db, found),
     }

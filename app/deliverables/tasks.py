@@ -10,29 +10,29 @@ repeated after a crash, writes nothing twice.
 from __future__ import annotations
 
 import logging
+import uuid
 
 from huey import Huey, crontab
+from sqlmodel import Session
 
 from app.db import Database
 from app.deliverables import planning, repository
+from app.tenancy import sweeps
 
 log = logging.getLogger("brandkeep.deliverables")
 
 
 def plan_every_engagement(database: Database) -> int:
     """Plan every engagement of every brand; return how many deliverables were written."""
-    with database.session_scope() as session:
-        brands = list(repository.brand_ids(session))
-    written = 0
-    for brand_id in brands:
-        try:
-            with database.tenant_scope(org_ids=[brand_id]) as session:
-                for engagement in repository.engagements_of_brand(session, brand_id):
-                    written += planning.plan(session, engagement)
-        except Exception:
-            # One brand's failure must not stop the others; the next run retries it.
-            log.exception("planning the deliverables of brand %s failed", brand_id)
-    return written
+
+    def plan_brand(session: Session, brand_id: uuid.UUID) -> int:
+        return sum(
+            planning.plan(session, engagement)
+            for engagement in repository.engagements_of_brand(session, brand_id)
+        )
+
+    planned = sweeps.for_each_brand(database, plan_brand, what="planning the deliverables")
+    return sum(written for _brand_id, written in planned)
 
 
 PLAN_TASK = "brandkeep.plan_deliverables"

@@ -37,6 +37,8 @@ from app.content import reminders
 from app.db import Database
 from app.deliverables import tasks as deliverable_tasks
 from app.jobs import service
+from app.results import tasks as result_tasks
+from app.storage import tasks as storage_tasks
 
 log = logging.getLogger("brandkeep.jobs")
 
@@ -71,6 +73,10 @@ class JobRunner:
         reminders.register(self.huey, database, settings)
         # Deliverables of each new period, planned from the scope of work.
         deliverable_tasks.register(self.huey, database)
+        # Uploads never confirmed (or failed and never retried) are removed after a day.
+        result_tasks.register(self.huey, database, settings)
+        # Bytes of uploads that failed (a lost race, a rollback), once nobody names them.
+        storage_tasks.register(self.huey, database, settings)
         self._lock = threading.Lock()
         self._users = 0
         self._consumer: Consumer | None = None

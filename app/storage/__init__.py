@@ -7,9 +7,16 @@ was made on (the approval hash covers the media hashes).
 ``BlobStore`` is the whole contract the rest of the app relies on. The embedded
 default keeps blobs on the local filesystem under the data dir
 (``FileSystemBlobStore``); an S3-compatible store (MinIO, Ceph, AWS S3…) can
-replace it by implementing the same five methods with ``PutObject`` /
-``GetObject`` / ``HeadObject`` / ``DeleteObject`` on the key ``sha256[:2]/sha256``,
-so that several app processes share the same bytes.
+replace it by implementing the same methods with ``PutObject`` /
+``GetObject`` / ``HeadObject`` / ``DeleteObject`` / ``ListObjectsV2`` on the key
+``sha256[:2]/sha256``, so that several app processes share the same bytes.
+
+Bytes are written before the row that names them is committed, so a request that
+then fails (a lost race, a rollback) leaves bytes nobody names. They are collected
+later, not at the rollback: with content addressing another request may be about
+to name the same bytes. ``app/storage/tasks.py`` removes blobs that no row names
+and that nobody has put for a grace period; ``put`` of bytes already stored marks
+them as just put again, which keeps them through the next collection.
 """
 
 from __future__ import annotations
@@ -17,7 +24,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import secrets
 import tempfile
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
@@ -56,6 +66,15 @@ class BlobStore(Protocol):
     def local_path(self, sha256: str) -> Path | None:
         """A file to serve directly (with range requests), or None for a remote store."""
 
+    def blobs(self) -> Iterator[tuple[str, datetime]]:
+        """Every stored blob's name with when it was last put (for the collection)."""
+
+    def delete_unless_put_since(self, sha256: str, cutoff: datetime) -> bool:
+        """Remove the bytes only if nobody put them since ``cutoff``; True if removed."""
+
+    def delete_stale_temporaries(self, cutoff: datetime) -> int:
+        """Remove what interrupted ``put`` calls left before ``cutoff``; how many."""
+
 
 class FileSystemBlobStore:
     """Blobs as files ``root/ab/abcdef…``, written to a temporary file and renamed.
@@ -74,8 +93,13 @@ class FileSystemBlobStore:
 
     def put(self, sha256: str, source: BinaryIO) -> None:
         target = self.path_of(sha256)
-        if target.exists():
-            return  # same name, same bytes: content addressing makes this a no-op
+        try:
+            # Same name, same bytes: nothing to write. The new time tells the collection
+            # that a request is about to name these bytes (see delete_unless_put_since).
+            os.utime(target)
+            return
+        except FileNotFoundError:
+            pass
         self.tmp.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         handle, temporary = tempfile.mkstemp(dir=self.tmp, prefix="put-")
@@ -108,6 +132,57 @@ class FileSystemBlobStore:
 
     def local_path(self, sha256: str) -> Path | None:
         return self.path_of(sha256)
+
+    def blobs(self) -> Iterator[tuple[str, datetime]]:
+        if not self.root.is_dir():
+            return
+        for folder in sorted(self.root.iterdir()):
+            if not (folder.is_dir() and len(folder.name) == 2):
+                continue  # ``tmp`` and anything else that is not a blob's folder
+            for path in sorted(folder.iterdir()):
+                if SHA256.match(path.name) and path.name.startswith(folder.name):
+                    try:
+                        yield path.name, _modified(path)
+                    except FileNotFoundError:
+                        continue  # removed meanwhile
+
+    def delete_unless_put_since(self, sha256: str, cutoff: datetime) -> bool:
+        """Move the blob aside first, then look at its time, then remove or restore it.
+
+        A ``put`` that touched the file before the move leaves a recent time on it: it
+        is put back. A ``put`` after the move finds no file and writes the bytes anew.
+        Either way the request that is about to name the bytes finds them stored.
+        """
+        target = self.path_of(sha256)
+        self.tmp.mkdir(parents=True, exist_ok=True)
+        aside = self.tmp / f"collect-{sha256}-{secrets.token_hex(4)}"
+        try:
+            os.replace(target, aside)
+        except FileNotFoundError:
+            return False
+        if _modified(aside) >= cutoff:
+            os.replace(aside, target)  # same bytes even if a put wrote them again meanwhile
+            return False
+        aside.unlink(missing_ok=True)  # a second collection running at once took it
+        return True
+
+    def delete_stale_temporaries(self, cutoff: datetime) -> int:
+        """Remove temporary files a crashed ``put`` left behind before ``cutoff``."""
+        if not self.tmp.is_dir():
+            return 0
+        removed = 0
+        for path in self.tmp.iterdir():
+            try:
+                if path.is_file() and _modified(path) < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
+
+
+def _modified(path: Path) -> datetime:
+    return datetime.fromtimestamp(path.stat().st_mtime, UTC)
 
 
 def store_for(settings: Settings) -> BlobStore:
