@@ -80,8 +80,7 @@ def client_ip(request: Request) -> str | None:
 
 def get_browser(request: Request, db: SessionDep, settings: SettingsDep) -> Browser:
     raw = request.cookies.get(settings.session_cookie_name)
-    browser_session = accounts.load_session(db, raw)
-    user = accounts.user_of_session(db, browser_session) if browser_session else None
+    browser_session, user = accounts.load_session(db, raw)
     if browser_session is not None:
         request.state.csrf_token = browser_session.csrf_token
         if browser_session.flash:

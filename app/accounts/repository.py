@@ -5,11 +5,13 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlmodel import Session, col, select
 
 from app.accounts.models import ApiToken, User, UserSession
+from app.db import tenant_context_column, tenant_context_was_set
 from app.tenancy.repository import AccessibleOrganizationID
 
 
@@ -21,14 +23,56 @@ def get_user(session: Session, user_id: uuid.UUID) -> User | None:
     return session.get(User, user_id)
 
 
-def get_live_session(session: Session, token_hash: str, now: datetime) -> UserSession | None:
-    return session.exec(
-        select(UserSession).where(
-            UserSession.token_hash == token_hash,
+def _active_user_id(user_id: Any) -> sa.ColumnElement[str]:
+    """The row's user id as the tenant context spells it, or '' unless the user is active."""
+    return sa.case((col(User.is_active), sa.cast(user_id, sa.String)), else_="")
+
+
+def get_live_session_and_user(
+    session: Session, token_hash: str, now: datetime
+) -> tuple[UserSession, User | None] | None:
+    """The live browser session with its user (None before sign-in), in one query.
+
+    On PostgreSQL the same statement names the active user to row-level security
+    (their memberships become readable), so no separate round trip is needed.
+    """
+    setter = tenant_context_column(session, "user_id", _active_user_id(UserSession.user_id))
+    query = (
+        sa.select(UserSession, User, *([setter] if setter is not None else []))
+        .outerjoin(User, col(User.id) == UserSession.user_id)
+        .where(
+            col(UserSession.token_hash) == token_hash,
             col(UserSession.revoked_at).is_(None),
             col(UserSession.expires_at) > now,
         )
-    ).first()
+    )
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    if setter is not None:
+        tenant_context_was_set(session, user_id=row[2])
+    return row[0], row[1]
+
+
+def get_live_token_and_user(session: Session, token_hash: str) -> tuple[ApiToken, User] | None:
+    """An unrevoked API token with its owner, in one query; on PostgreSQL it also names
+    the owner to row-level security, if active (see ``get_live_session_and_user``).
+
+    The token's row is readable under row-level security only once its hash is in the
+    context (``set_tenant_context(token_hash=…)``).
+    """
+    setter = tenant_context_column(session, "user_id", _active_user_id(ApiToken.user_id))
+    query = (
+        sa.select(ApiToken, User, *([setter] if setter is not None else []))
+        .join(User, col(User.id) == ApiToken.user_id)
+        .where(col(ApiToken.token_hash) == token_hash, col(ApiToken.revoked_at).is_(None))
+    )
+    row = session.execute(query).first()
+    if row is None:
+        return None
+    if setter is not None:
+        tenant_context_was_set(session, user_id=row[2])
+    return row[0], row[1]
 
 
 def revoke_sessions_of_user(
@@ -43,14 +87,6 @@ def revoke_sessions_of_user(
         query.values(revoked_at=now).execution_options(synchronize_session=False)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def get_live_token(session: Session, token_hash: str) -> ApiToken | None:
-    return session.exec(
-        select(ApiToken).where(
-            ApiToken.token_hash == token_hash, col(ApiToken.revoked_at).is_(None)
-        )
-    ).first()
 
 
 def list_tokens_of_user(session: Session, user_id: uuid.UUID) -> Sequence[ApiToken]:

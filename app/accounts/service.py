@@ -209,10 +209,19 @@ def start_session(
     return browser_session, raw
 
 
-def load_session(session: Session, raw: str | None) -> UserSession | None:
+def load_session(session: Session, raw: str | None) -> tuple[UserSession | None, User | None]:
+    """The browser's live session and its signed-in user (None if not signed in or
+    deactivated), in one query; on PostgreSQL it also names the user to row-level
+    security for the rest of the transaction."""
     if not raw or len(raw) > 128:
-        return None
-    return repository.get_live_session(session, secret_hash(raw), utcnow())
+        return None, None
+    found = repository.get_live_session_and_user(session, secret_hash(raw), utcnow())
+    if found is None:
+        return None, None
+    browser_session, user = found
+    if browser_session.user_id is None or user is None or not user.is_active:
+        return browser_session, None
+    return browser_session, user
 
 
 def end_session(session: Session, browser_session: UserSession) -> None:
@@ -222,13 +231,6 @@ def end_session(session: Session, browser_session: UserSession) -> None:
 
 def end_all_sessions(session: Session, user: User) -> int:
     return repository.revoke_sessions_of_user(session, user.id, utcnow())
-
-
-def user_of_session(session: Session, browser_session: UserSession) -> User | None:
-    if browser_session.user_id is None:
-        return None
-    user = repository.get_user(session, browser_session.user_id)
-    return user if user is not None and user.is_active else None
 
 
 # --- API tokens -------------------------------------------------------------
@@ -277,11 +279,12 @@ def authenticate_token(session: Session, raw: str) -> tuple[User, ApiToken]:
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         raise Unauthenticated(N_("This API token is not valid."), headers=_INVALID_TOKEN)
     # Row-level security: presenting the token is what makes its row readable.
-    set_tenant_context(session, token_hash=secret_hash(raw))
-    token = repository.get_live_token(session, secret_hash(raw))
-    user = repository.get_user(session, token.user_id) if token else None
-    if token is None or user is None or not user.is_active:
+    token_hash = secret_hash(raw)
+    set_tenant_context(session, token_hash=token_hash)
+    found = repository.get_live_token_and_user(session, token_hash)
+    if found is None or not found[1].is_active:
         raise Unauthenticated(N_("This API token is not valid."), headers=_INVALID_TOKEN)
+    token, user = found
     now = utcnow()
     # Written at most once a minute, so that reads do not all turn into writes.
     if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):

@@ -46,7 +46,8 @@ def decision_out(row: Decision) -> DecisionOut:
 
 
 def post_out(db: Session, post: Post) -> PostOut:
-    review = service.review_of(db, post)
+    decisions = service.decisions_of(db, post)
+    review = service.review_of(db, post, decisions)
     data = post.model_dump(warnings=False)  # enum columns load as plain strings
     data.update(
         status=str(post.status),
@@ -65,7 +66,7 @@ def post_out(db: Session, post: Post) -> PostOut:
             if review
             else None
         ),
-        decisions=[decision_out(row) for row in service.decisions_of(db, post)],
+        decisions=[decision_out(row) for row in decisions],
     )
     return PostOut.model_validate(data)
 

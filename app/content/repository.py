@@ -153,6 +153,23 @@ def deciders_at(session: Session, post: Post, *, round: int, step: int) -> set[u
     return {row for row in rows if row is not None}
 
 
+def votes_at(
+    session: Session, post: Post, *, round: int, step: int
+) -> Sequence[tuple[uuid.UUID | None, str]]:
+    """(decider, decision) of the decisions that hold at this step of this round: who
+    has decided and how many approved, in one query."""
+    rows = session.exec(
+        select(Decision.decider_id, Decision.decision).where(
+            Decision.brand_id == post.brand_id,
+            Decision.post_id == post.id,
+            Decision.round == round,
+            Decision.step == step,
+            col(Decision.voided_at).is_(None),
+        )
+    ).all()
+    return [(decider, str(kind)) for decider, kind in rows]
+
+
 def count_approvals(session: Session, post: Post, *, round: int, step: int) -> int:
     return session.exec(
         select(func.count())

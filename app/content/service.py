@@ -161,10 +161,10 @@ class Review:
 
 def _brand_members(session: Session, brand_id: uuid.UUID) -> dict[uuid.UUID, tuple[str, str]]:
     """The brand's members (role, name) by user id."""
-    rows, _ = tenancy_repository.list_members(
-        session, tenancy_repository.AccessibleOrganizationID(brand_id), limit=10000, offset=0
+    rows = tenancy_repository.member_roles_and_names(
+        session, tenancy_repository.AccessibleOrganizationID(brand_id)
     )
-    return {membership.user_id: (str(membership.role), user.name) for membership, user in rows}
+    return {user_id: (role, name) for user_id, role, name in rows}
 
 
 def _eligible(step: dict[str, Any], members: dict[uuid.UUID, tuple[str, str]]) -> set[uuid.UUID]:
@@ -184,22 +184,33 @@ def _needed(step: dict[str, Any], eligible: set[uuid.UUID]) -> int:
     return int(quorum)
 
 
-def review_of(session: Session, post: Post) -> Review | None:
+def review_of(
+    session: Session, post: Post, decisions: Sequence[Decision] | None = None
+) -> Review | None:
+    """Where the open review stands. ``decisions``: the post's decisions if the caller
+    has them already (``decisions_of``), which spares reading them again."""
     if post.status != PostStatus.in_review or post.review_step is None:
         return None
-    step = post.review_steps[post.review_step]
+    step_index = post.review_step
+    step = post.review_steps[step_index]
     members = _brand_members(session, post.brand_id)
     eligible = _eligible(step, members)
-    decided = repository.deciders_at(session, post, round=post.rounds, step=post.review_step)
+    if decisions is None:
+        votes = repository.votes_at(session, post, round=post.rounds, step=step_index)
+    else:
+        votes = [
+            (row.decider_id, str(row.decision))
+            for row in decisions
+            if row.round == post.rounds and row.step == step_index and row.voided_at is None
+        ]
+    decided = {decider for decider, _kind in votes if decider is not None}
     return Review(
-        step=post.review_step,
+        step=step_index,
         step_name=str(step.get("name", "")),
         steps=len(post.review_steps),
         quorum=step.get("quorum", "any"),
         needed=_needed(step, eligible),
-        approvals=repository.count_approvals(
-            session, post, round=post.rounds, step=post.review_step
-        ),
+        approvals=sum(1 for _decider, kind in votes if kind == DecisionKind.approve),
         waiting_on=sorted(
             ((user_id, members[user_id][1]) for user_id in eligible - decided),
             key=lambda item: item[1],

@@ -15,9 +15,16 @@ import sqlalchemy as sa
 from sqlmodel import Session, col, func, select
 
 from app.accounts.models import User
+from app.db import tenant_context_column, tenant_context_was_set
 from app.tenancy.models import Membership, Organization, Role
 
 AccessibleOrganizationID = NewType("AccessibleOrganizationID", uuid.UUID)
+
+
+# The memberships that granted the actor's organizations, kept for the rest of the
+# transaction: each engagement or organization a request loads asks for the actor's
+# role there, and it was read a moment ago.
+_ACTOR_MEMBERSHIPS = "brandkeep.actor_memberships"
 
 
 def get_accessible_org_ids(
@@ -27,11 +34,47 @@ def get_accessible_org_ids(
 
     An API token acts within the one organization it was made for, and only
     while its owner is still a member there.
+
+    One statement: on PostgreSQL it also puts these organizations in the tenant
+    context (``tenant_context_column``: computed from the very rows read, so only
+    the following statements see them). Under row-level security the user's own
+    memberships are readable once ``user_id`` is in the context.
     """
-    query = select(Membership.organization_id).where(Membership.user_id == user_id)
+    organizations = sa.func.string_agg(sa.cast(Membership.organization_id, sa.String), ",")
+    setter = tenant_context_column(session, "org_ids", organizations.over())
+    query = sa.select(Membership, *([setter] if setter is not None else [])).where(
+        col(Membership.user_id) == user_id
+    )
     if token_org_id is not None:
-        query = query.where(Membership.organization_id == token_org_id)
-    return frozenset(AccessibleOrganizationID(org_id) for org_id in session.exec(query))
+        query = query.where(col(Membership.organization_id) == token_org_id)
+    rows = session.execute(query).all()
+    if setter is not None and rows:
+        tenant_context_was_set(session, org_ids=rows[0][1])
+    memberships = {row[0].organization_id: row[0] for row in rows}
+    session.info[_ACTOR_MEMBERSHIPS] = (session.get_transaction(), user_id, memberships)
+    return frozenset(AccessibleOrganizationID(org_id) for org_id in memberships)
+
+
+def _remembered_membership(
+    session: Session, org_id: uuid.UUID, user_id: uuid.UUID
+) -> Membership | None:
+    """The actor's membership read by ``get_accessible_org_ids`` in this transaction, if it
+    still stands in the session as read (not deleted, expunged or expired since)."""
+    remembered = session.info.get(_ACTOR_MEMBERSHIPS)
+    if remembered is None:
+        return None
+    transaction, actor_id, memberships = remembered
+    if transaction is not session.get_transaction() or actor_id != user_id:
+        return None
+    membership: Membership | None = memberships.get(org_id)
+    if membership is None:
+        return None
+    state = sa.inspect(membership)
+    if state.session is not session or state.deleted or state.was_deleted:
+        return None
+    if state.expired_attributes:
+        return None
+    return membership
 
 
 def get_org_by_slug(
@@ -60,6 +103,9 @@ def get_org_by_slug_unscoped(session: Session, slug: str) -> Organization | None
 def get_membership(
     session: Session, org_id: AccessibleOrganizationID, user_id: uuid.UUID
 ) -> Membership | None:
+    remembered = _remembered_membership(session, org_id, user_id)
+    if remembered is not None:
+        return remembered
     return session.exec(
         select(Membership).where(
             Membership.organization_id == org_id, Membership.user_id == user_id
@@ -92,6 +138,19 @@ def list_members(
         .offset(offset)
     ).all()
     return rows, total
+
+
+def member_roles_and_names(
+    session: Session, org_id: AccessibleOrganizationID
+) -> Sequence[tuple[uuid.UUID, str, str]]:
+    """Every member's user id, role and name, in one query (no count, no paging): what
+    a review needs to know who may decide and whom it still waits for."""
+    rows = session.exec(
+        select(Membership.user_id, Membership.role, User.name)
+        .join(User, col(User.id) == Membership.user_id)
+        .where(Membership.organization_id == org_id)
+    ).all()
+    return [(user_id, str(role), name) for user_id, role, name in rows]
 
 
 def count_owners(session: Session, org_id: AccessibleOrganizationID) -> int:
