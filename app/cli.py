@@ -6,11 +6,17 @@ import argparse
 import getpass
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from app.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from sqlmodel import Session
+
+    from app.db import Database
 
 
 class _Parser(argparse.ArgumentParser):
@@ -99,14 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
     verify = audit_commands.add_parser(
         "verify", help="re-compute the chains; exit 1 naming the first broken entry"
     )
-    verify.add_argument("--engagement", metavar="ID", help="only this engagement's chain")
+    which = verify.add_mutually_exclusive_group()
+    which.add_argument("--engagement", metavar="ID", help="only this engagement's chain")
+    which.add_argument(
+        "--organization", metavar="SLUG", help="only this organization's security chain"
+    )
     verify.add_argument(
         "--checkpoint", metavar="FILE", help="also check the chain still contains this checkpoint"
     )
     export = audit_commands.add_parser(
         "checkpoint", help="print a signed checkpoint (length and head) of a chain"
     )
-    export.add_argument("--engagement", metavar="ID", required=True)
+    which = export.add_mutually_exclusive_group(required=True)
+    which.add_argument("--engagement", metavar="ID")
+    which.add_argument("--organization", metavar="SLUG")
     return parser
 
 
@@ -173,17 +185,25 @@ def _serve(args: argparse.Namespace) -> None:
     else:
         database = Database(url)
         try:
-            current = migrate.current_revision(database.engine)
-        except Exception as exc:
-            _fail(f"cannot reach the database: {exc.__class__.__name__}: {exc}")
+            _require_current_schema(database)
         finally:
             database.dispose()
-        if current != migrate.head_revision():
-            _fail(
-                f"the database schema is at {current or 'nothing'}, this release needs "
-                f"{migrate.head_revision()}: run `brandkeep db upgrade` first"
-            )
     _run_server(args.host, args.port, workers=args.workers)
+
+
+def _require_current_schema(database: Database) -> None:
+    """Stop with a sentence, not a traceback, when the schema is missing or behind."""
+    from app import migrate
+
+    try:
+        current = migrate.current_revision(database.engine)
+    except Exception as exc:
+        _fail(f"cannot reach the database: {exc.__class__.__name__}: {exc}")
+    if current != migrate.head_revision():
+        _fail(
+            f"the database schema is at {current or 'nothing'}, this release needs "
+            f"{migrate.head_revision()}: run `brandkeep db upgrade` first"
+        )
 
 
 def _run_server(host: str, port: int, *, workers: int) -> None:
@@ -241,10 +261,18 @@ def _db(args: argparse.Namespace) -> None:
 # --- administration ---------------------------------------------------------
 
 
-def _admin_session():  # type: ignore[no-untyped-def]
+@contextmanager
+def _admin_session() -> Iterator[Session]:
+    import app.models  # noqa: F401 - every table, for the foreign keys a command touches
     from app.db import Database
 
-    return Database(_settings().resolved_database_url).session_scope()
+    database = Database(_settings().resolved_database_url)
+    try:
+        _require_current_schema(database)
+        with database.session_scope() as session:
+            yield session
+    finally:
+        database.dispose()
 
 
 def _orgs(args: argparse.Namespace) -> None:
@@ -326,6 +354,7 @@ def _audit(args: argparse.Namespace) -> None:
     import uuid
 
     from app.audit import service as audit
+    from app.tenancy import repository as tenancy_repository
 
     settings = _settings()
     try:
@@ -334,6 +363,13 @@ def _audit(args: argparse.Namespace) -> None:
         _fail(f"not an engagement id: {args.engagement!r}", 2)
     broken = False
     with _admin_session() as session:
+        if args.organization:
+            org = tenancy_repository.get_org_by_slug_unscoped(
+                session, args.organization.strip().lower()
+            )
+            if org is None:
+                _fail(f"no organization with the slug {args.organization!r}", 2)
+            chain_ids = [org.id]
         if args.audit_command == "checkpoint":
             assert chain_ids is not None
             result = audit.verify_chain(session, chain_ids[0])

@@ -115,11 +115,31 @@ def _configure_sqlite(engine: Engine, *, begin_immediate: bool) -> None:
 # --- the tenant context of PostgreSQL row-level security ---------------------
 
 _TENANT_CONTEXT = "brandkeep.tenant_context"
+# What the current transaction's connection holds, so that setting a value it already
+# holds costs no round trip (one authenticated request sets its context once).
+_TENANT_CONTEXT_APPLIED = "brandkeep.tenant_context_applied"
+_TENANT_CONTEXT_KEYS = ("user_id", "org_ids", "token_hash")
 _SET_TENANT_CONTEXT = sa.text(
     "SELECT set_config('brandkeep.user_id', :user_id, true), "
     "set_config('brandkeep.org_ids', :org_ids, true), "
     "set_config('brandkeep.token_hash', :token_hash, true)"
 )
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
+
+
+def _tenant_context(session: Session) -> dict[str, str]:
+    context: dict[str, str] = session.info.setdefault(
+        _TENANT_CONTEXT, dict.fromkeys(_TENANT_CONTEXT_KEYS, "")
+    )
+    return context
+
+
+def _org_ids_value(org_ids: Iterable[uuid.UUID | str]) -> str:
+    # One spelling for one set, whoever computed it (Python, or string_agg in a statement).
+    return ",".join(sorted(str(org_id) for org_id in org_ids))
 
 
 def set_tenant_context(
@@ -133,10 +153,11 @@ def set_tenant_context(
 
     The values live in ``session.info`` and are applied with ``set_config(…, true)``
     (bound parameters, transaction-local) at the start of every transaction of the
-    session, and at once if a transaction is already open. Transaction-local means
-    a pooled connection forgets them at commit or rollback: nothing leaks to the
-    next request. Unset values read as empty, and the policies then show nothing
-    (they fail closed). Arguments left as None keep their earlier value.
+    session, and at once if a transaction is already open — unless the transaction
+    already holds exactly these values, then nothing is sent. Transaction-local
+    means a pooled connection forgets them at commit or rollback: nothing leaks to
+    the next request. Unset values read as empty, and the policies then show
+    nothing (they fail closed). Arguments left as None keep their earlier value.
 
     - ``user_id``: the signed-in person; their own memberships become readable, so
       that their accessible organizations can be computed (``actor_for``).
@@ -149,23 +170,71 @@ def set_tenant_context(
     A savepoint that is rolled back takes a value set inside it along: set the
     context outside ``begin_nested()`` blocks. On SQLite this only stores the values.
     """
-    context = session.info.setdefault(
-        _TENANT_CONTEXT, {"user_id": "", "org_ids": "", "token_hash": ""}
-    )
+    context = _tenant_context(session)
     if user_id is not None:
         context["user_id"] = str(user_id)
     if org_ids is not None:
-        context["org_ids"] = ",".join(sorted(str(org_id) for org_id in org_ids))
+        context["org_ids"] = _org_ids_value(org_ids)
     if token_hash is not None:
         context["token_hash"] = token_hash
-    if session.in_transaction() and session.get_bind().dialect.name == "postgresql":
-        session.execute(_SET_TENANT_CONTEXT, context)
+    _send_tenant_context(session, context)
 
 
-def _apply_tenant_context(session: Session, _transaction: Any, connection: sa.Connection) -> None:
+def _send_tenant_context(session: Session, context: dict[str, str]) -> None:
+    if session.in_transaction() and _on_postgresql(session):
+        session.connection()  # a transaction just begun applies the context itself
+        if session.info.get(_TENANT_CONTEXT_APPLIED) != context:
+            session.execute(_SET_TENANT_CONTEXT, context)
+            session.info[_TENANT_CONTEXT_APPLIED] = dict(context)
+
+
+def tenant_context_column(
+    session: Session, key: str, value: sa.ColumnElement[Any]
+) -> sa.ColumnElement[Any] | None:
+    """A column that sets one value of the tenant context from the row it is read with.
+
+    PostgreSQL only (None elsewhere): it saves the round trip of a separate
+    ``set_config`` when the value comes from the database itself — the user id from
+    the session or token row that names them, the organizations from the memberships
+    that grant them. Sound because the value is computed *from* the row: the setting
+    changes only once that row has been read (and never for a row the query did not
+    return), and it rules only the statements after this one. Whoever reads such a
+    column reports the value with ``tenant_context_was_set``.
+    """
+    if key not in _TENANT_CONTEXT_KEYS:
+        raise ValueError(f"unknown tenant context key {key!r}")
+    if not _on_postgresql(session):
+        return None
+    return sa.func.set_config(f"brandkeep.{key}", value, sa.true()).label(f"set_{key}")
+
+
+def tenant_context_was_set(session: Session, **values: str) -> None:
+    """Record what a ``tenant_context_column`` set in this transaction (no round trip)."""
+    if "org_ids" in values:
+        values["org_ids"] = _org_ids_value(filter(None, values["org_ids"].split(",")))
+    _tenant_context(session).update(values)
+    applied = session.info.get(_TENANT_CONTEXT_APPLIED)
+    if applied is not None:  # unknown after a savepoint: the next set_tenant_context resends
+        applied.update(values)
+
+
+def _apply_tenant_context(session: Session, transaction: Any, connection: sa.Connection) -> None:
+    if transaction.nested:
+        return  # a savepoint runs inside its transaction: the context is already there
     context = session.info.get(_TENANT_CONTEXT)
     if context:
         connection.execute(_SET_TENANT_CONTEXT, context)
+    # A fresh transaction holds nothing but what was just sent.
+    session.info[_TENANT_CONTEXT_APPLIED] = (
+        dict(context) if context else dict.fromkeys(_TENANT_CONTEXT_KEYS, "")
+    )
+
+
+def _forget_applied_after_savepoint(session: Session, transaction: Any) -> None:
+    # A rolled-back savepoint undoes a set_config made inside it: what the connection
+    # holds is unknown, so the next set_tenant_context sends its values again.
+    if transaction.nested:
+        session.info.pop(_TENANT_CONTEXT_APPLIED, None)
 
 
 class Database:
@@ -180,6 +249,9 @@ class Database:
         if self.engine.dialect.name == "postgresql":
             # Per transaction, never per connection: see set_tenant_context.
             event.listen(self.session_factory, "after_begin", _apply_tenant_context)
+            event.listen(
+                self.session_factory, "after_transaction_end", _forget_applied_after_savepoint
+            )
 
     @contextmanager
     def session_scope(self) -> Iterator[Session]:
@@ -211,3 +283,29 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@contextmanager
+def widened_tenant_context(
+    session: Session, *, user_id: uuid.UUID | None = None, org_ids: Iterable[uuid.UUID] = ()
+) -> Iterator[None]:
+    """For the server's own records only: see one more person's and tenants' rows, briefly.
+
+    The security log's entries go on the organization's audit chain even when the
+    person is not (yet, or no longer) signed in there: a password reset, an invitation
+    being accepted. The context is widened for the block and put back exactly as it
+    was after it, so nothing the caller reads later sees more.
+    """
+    context = _tenant_context(session)
+    saved = dict(context)
+    current = {uuid.UUID(value) for value in saved["org_ids"].split(",") if value}
+    set_tenant_context(session, user_id=user_id, org_ids=current | set(org_ids))
+    try:
+        yield
+    except BaseException:
+        # The failed statement aborted the transaction: what it holds is unknown.
+        context.update(saved)
+        session.info.pop(_TENANT_CONTEXT_APPLIED, None)
+        raise
+    context.update(saved)
+    _send_tenant_context(session, context)

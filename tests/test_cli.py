@@ -315,6 +315,28 @@ def test_serve_refuses_a_postgresql_database_that_is_not_at_head(tmp_path: Path)
     assert str(migrate.head_revision()) in result.stderr
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tokens", "create", "--email", "a@b.example", "--org", "x", "--name", "t"],
+        ["orgs", "create", "--name", "Acme", "--kind", "brand"],
+        ["audit", "verify"],
+    ],
+    ids=["tokens", "orgs", "audit"],
+)
+def test_admin_commands_on_a_database_never_migrated_say_what_to_do(
+    tmp_path: Path, args: list[str]
+) -> None:
+    url, drop = make_fresh_database_url(tmp_path, "admin")
+    try:
+        result = run(args, _environment(url, tmp_path / "data"))
+    finally:
+        drop()  # type: ignore[operator]
+    assert result.returncode == 1, result
+    assert "Traceback" not in result.stderr
+    assert "run `brandkeep db upgrade` first" in result.stderr
+
+
 def test_serve_on_sqlite_migrates_a_fresh_data_dir_and_serves(tmp_path: Path) -> None:
     data_dir = tmp_path / "fresh" / "data"
     env = _environment(None, data_dir)

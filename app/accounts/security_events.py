@@ -6,6 +6,11 @@ when the change it describes committed. Services call it without a request: the
 request's IP and user agent are remembered on the session by the request's session
 scope (``remember_request``), so events written deep in a service still carry them.
 
+Each event is also appended to the organization's hash-chained audit record (an
+organization-level chain, next to the engagements' chains): the organization's own
+events to its chain, a person's events to the chain of every organization they belong
+to. Failed sign-ins are the exception, see ``_UNCHAINED``.
+
 Organization owners read them on ``/orgs/{slug}/security``: the organization's own
 events (membership, SSO, its API tokens) and the personal events (sign-ins,
 passwords) of its members — never another organization's.
@@ -35,6 +40,8 @@ from sqlmodel import Session, col, func, or_, select
 from app.accounts import repository
 from app.accounts.models import SecurityEvent, User
 from app.accounts.throttle import client_ip
+from app.audit import service as audit
+from app.db import widened_tenant_context
 from app.errors import N_
 from app.tenancy.models import Membership
 from app.tenancy.repository import AccessibleOrganizationID
@@ -129,7 +136,58 @@ def record(
     )
     session.add(event)
     session.flush()
+    _chain(session, event)
     return event
+
+
+# A failed sign-in stays in the security log only. Appending it to the chains of the
+# account's organizations would make a wrong password for a real account measurably
+# slower than one for an unknown address: an answer to "does this account exist?".
+_UNCHAINED = frozenset({SecurityEventKind.sign_in_failed.value})
+
+
+def _chain(session: Session, event: SecurityEvent) -> None:
+    """Append the event to its organizations' audit chains, in the same transaction."""
+    if event.kind in _UNCHAINED:
+        return
+    if event.organization_id is not None:
+        org_ids = [event.organization_id]
+    elif event.user_id is not None:
+        # The person may not be signed in yet (a password reset): read their
+        # memberships as the server, not as the request.
+        with widened_tenant_context(session, user_id=event.user_id):
+            org_ids = list(
+                session.exec(
+                    select(Membership.organization_id).where(Membership.user_id == event.user_id)
+                )
+            )
+    else:
+        return
+    actor = repository.get_user(session, event.actor_id) if event.actor_id else None
+    label = f"{actor.name} <{actor.email}>" if actor else (event.email or "—")
+    data = {
+        "user_id": event.user_id,
+        "email": event.email,
+        "ip_address": event.ip_address,
+        "user_agent": event.user_agent,
+        "detail": event.detail,
+    }
+    # The person accepting an invitation is not a member of the organization until
+    # this transaction commits: the chain is written as the server's own record.
+    with widened_tenant_context(session, org_ids=org_ids):
+        # One order for every writer: two transactions never wait on each other's locks.
+        for org_id in sorted(org_ids):
+            audit.append(
+                session,
+                organization_id=org_id,
+                engagement_id=None,
+                actor_id=event.actor_id,
+                actor=label,
+                kind=f"security.{event.kind}",
+                subject_type="security_event",
+                subject_id=event.id,
+                data=data,
+            )
 
 
 def _of_organization(org_id: AccessibleOrganizationID) -> Any:
@@ -159,6 +217,21 @@ def list_for_organization(
         .offset(offset)
     ).all()
     return rows, total
+
+
+def organization_record(session: Session, org_id: AccessibleOrganizationID) -> audit.Record:
+    """The organization's own audit chain (its security events), re-verified as it is read.
+
+    Callers check the owner's capability first (``org.settings``).
+    """
+    return audit.record_of(session, org_id)
+
+
+def organization_checkpoint(
+    session: Session, org_id: AccessibleOrganizationID, secret_key: str
+) -> dict[str, Any]:
+    """A signed checkpoint of the organization's chain, to prove later nothing was removed."""
+    return audit.checkpoint(organization_record(session, org_id).verification, secret_key)
 
 
 def people_of(session: Session, events: Sequence[SecurityEvent]) -> dict[uuid.UUID, User]:

@@ -197,3 +197,17 @@ def rows_for_export(entries: Sequence[AuditEntry]) -> list[list[Any]]:
 
 def entries_of_chain(session: Session, chain_id: uuid.UUID) -> Sequence[AuditEntry]:
     return repository.chain(session, chain_id)
+
+
+@dataclass(frozen=True)
+class Record:
+    """A chain's entries, re-verified as they were read."""
+
+    entries: Sequence[AuditEntry]
+    verification: Verification
+
+
+def record_of(session: Session, chain_id: uuid.UUID) -> Record:
+    """An engagement's chain (by the engagement's id) or an organization's (by its id)."""
+    entries = repository.chain(session, chain_id)
+    return Record(entries, verify_entries(chain_id, entries))

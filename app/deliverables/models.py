@@ -113,14 +113,8 @@ class EvidenceFile(SQLModel, table=True):
     __tablename__ = "deliverable_evidence_file"
     __tenant_key__ = "brand_id"
     __table_args__ = (
-        # Named by hand: the conventional name is past PostgreSQL's 63 characters.
-        sa.UniqueConstraint(
-            "brand_id",
-            "deliverable_id",
-            "round",
-            "sha256",
-            name="uq_deliverable_evidence_file_round_sha256",
-        ),
+        # The same bytes once per delivery round (a deliverable has one brand).
+        sa.UniqueConstraint("deliverable_id", "round", "sha256"),
         sa.Index(
             "ix_deliverable_evidence_file_brand_id_engagement_id",
             "brand_id",

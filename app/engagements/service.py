@@ -1049,17 +1049,10 @@ def stage_timeline(session: Session, granted: EngagementAccess) -> Sequence[Stag
     return repository.timeline(session, granted.engagement)[0]
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    entries: Sequence[Any]
-    verification: audit.Verification
-
-
-def audit_record(session: Session, granted: EngagementAccess) -> AuditRecord:
+def audit_record(session: Session, granted: EngagementAccess) -> audit.Record:
     """The engagement's hash-chained record, re-verified as it is read."""
     granted.require("engagement.read")
-    entries = audit.entries_of_chain(session, granted.engagement.id)
-    return AuditRecord(entries, audit.verify_entries(granted.engagement.id, entries))
+    return audit.record_of(session, granted.engagement.id)
 
 
 def audit_checkpoint(session: Session, granted: EngagementAccess) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Form, Request
@@ -10,8 +11,10 @@ from fastapi.responses import Response
 from app import web
 from app.accounts import repository as accounts_repository
 from app.accounts import security_events
+from app.audit import service as audit
 from app.deps import BrowserDep, PageActor, PageParamsDep, SessionDep, verify_csrf
 from app.errors import BrandkeepError, Conflict, InvalidInput, PreconditionFailed
+from app.exports import to_csv
 from app.tenancy import labels as _labels  # noqa: F401 - registers the role labels
 from app.tenancy import service as tenancy
 from app.tenancy.deps import PageMember, PageOrg
@@ -151,11 +154,45 @@ def security_page(
         {
             "user": actor.user,
             "org": access.organization,
+            "chain": security_events.organization_record(db, access.org_id).verification,
             "events": events,
             "people": security_events.people_of(db, events),
             "kind_labels": security_events.KIND_LABELS,
             "total": total,
             "limit": page.limit,
             "offset": page.offset,
+        },
+    )
+
+
+@router.get("/orgs/{org_slug}/security/audit.csv", name="security_audit_csv")
+def security_audit_csv(db: SessionDep, actor: PageActor, access: PageOrg) -> Response:
+    """Owners only: the organization's hash-chained record of its security events."""
+    access.require("org.settings")
+    record = security_events.organization_record(db, access.org_id)
+    return Response(
+        to_csv(list(audit.AUDIT_COLUMNS), audit.rows_for_export(record.entries)),
+        media_type="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="audit-{access.organization.slug}.csv"'
+        },
+    )
+
+
+@router.get("/orgs/{org_slug}/security/checkpoint", name="security_audit_checkpoint")
+def security_audit_checkpoint(
+    request: Request, db: SessionDep, actor: PageActor, access: PageOrg
+) -> Response:
+    access.require("org.settings")
+    checkpoint = security_events.organization_checkpoint(
+        db, access.org_id, web.settings_of(request).secret_key
+    )
+    return Response(
+        json.dumps(checkpoint, indent=2),
+        media_type="application/json",
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="audit-checkpoint-{access.organization.slug}.json"'
+            )
         },
     )

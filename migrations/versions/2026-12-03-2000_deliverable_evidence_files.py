@@ -79,11 +79,10 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_deliverable_evidence_file")),
         sa.UniqueConstraint(
-            "brand_id",
             "deliverable_id",
             "round",
             "sha256",
-            name="uq_deliverable_evidence_file_round_sha256",
+            name=op.f("uq_deliverable_evidence_file_deliverable_id_round_sha256"),
         ),
     )
     with op.batch_alter_table("deliverable_evidence_file", schema=None) as batch_op:
