@@ -15,6 +15,7 @@ import os
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import pytest
@@ -300,6 +301,26 @@ class TestPages:
             assert counted.separate_set_configs() == 0, str(counted)
             assert counted.writes() == [], str(counted)
         assert len(counted_long.statements) == len(counted_short.statements)
+
+    def test_what_waits_on_the_brand_costs_the_same_statements_for_3_posts_as_for_6(
+        self,
+        client: TestClient,
+        make_client: Callable[[], TestClient],
+        world: World,
+        counter: StatementCounter,
+    ) -> None:
+        submitted(client, world, 3)
+        for email in (world.parties.creator.email, world.parties.reviewer.email):
+            browser = signed_in(make_client, email)
+            browser.get("/waiting-on-brand")
+            short, counted_short = counter.measure(partial(browser.get, "/waiting-on-brand"))
+            submitted(client, world, 3)
+            long, counted_long = counter.measure(partial(browser.get, "/waiting-on-brand"))
+            assert short.status_code == long.status_code == 200
+            assert long.text.count("Post ") > short.text.count("Post ")
+            assert_one_transaction(counted_long)
+            # Who still has to decide comes for the whole page at once, not per post.
+            assert len(counted_long.statements) == len(counted_short.statements), str(counted_long)
 
     def test_the_engagements_page_is_one_transaction_and_a_few_statements(
         self,

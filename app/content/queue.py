@@ -241,11 +241,11 @@ def waiting_on_brand(
 ) -> tuple[list[WaitingEntry], FilterChoices]:
     """Posts in review on the caller's engagements (either side): overdue first, then by due."""
     pairs = list(repository.in_review_of(session, sorted(actor.org_ids)))
+    kept = [(post, engagement) for post, engagement in pairs if filters.keeps(post)]
+    reviews = content.reviews_of(session, [post for post, _engagement in kept])
     entries: list[WaitingEntry] = []
-    for post, engagement in pairs:
-        if not filters.keeps(post):
-            continue
-        review = content.review_of(session, post)
+    for post, engagement in kept:
+        review = reviews.get(post.id)
         names = (
             [name for _id, name in review.waiting_on]
             if review is not None and engagement.brand_id in actor.org_ids

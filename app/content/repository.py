@@ -170,6 +170,33 @@ def votes_at(
     return [(decider, str(kind)) for decider, kind in rows]
 
 
+def open_votes(
+    session: Session, posts: Sequence[Post]
+) -> dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]]:
+    """``votes_at`` for many posts at once, each at its own open round and step."""
+    if not posts:
+        return {}
+    at = {post.id: (post.rounds, post.review_step) for post in posts}
+    rows = session.execute(
+        sa.select(
+            col(Decision.post_id),
+            col(Decision.round),
+            col(Decision.step),
+            col(Decision.decider_id),
+            col(Decision.decision),
+        ).where(
+            col(Decision.brand_id).in_({post.brand_id for post in posts}),
+            col(Decision.post_id).in_(list(at)),
+            col(Decision.voided_at).is_(None),
+        )
+    ).all()
+    votes: dict[uuid.UUID, list[tuple[uuid.UUID | None, str]]] = {}
+    for post_id, round_, step, decider, kind in rows:
+        if at[post_id] == (round_, step):
+            votes.setdefault(post_id, []).append((decider, str(kind)))
+    return votes
+
+
 def count_approvals(session: Session, post: Post, *, round: int, step: int) -> int:
     return session.exec(
         select(func.count())

@@ -191,18 +191,44 @@ def review_of(
     has them already (``decisions_of``), which spares reading them again."""
     if post.status != PostStatus.in_review or post.review_step is None:
         return None
-    step_index = post.review_step
-    step = post.review_steps[step_index]
-    members = _brand_members(session, post.brand_id)
-    eligible = _eligible(step, members)
     if decisions is None:
-        votes = repository.votes_at(session, post, round=post.rounds, step=step_index)
+        votes = repository.votes_at(session, post, round=post.rounds, step=post.review_step)
     else:
         votes = [
             (row.decider_id, str(row.decision))
             for row in decisions
-            if row.round == post.rounds and row.step == step_index and row.voided_at is None
+            if row.round == post.rounds and row.step == post.review_step and row.voided_at is None
         ]
+    return _review(post, _brand_members(session, post.brand_id), votes)
+
+
+def reviews_of(session: Session, posts: Sequence[Post]) -> dict[uuid.UUID, Review]:
+    """``review_of`` for a page of posts: one query for the votes, one per brand for its
+    members, whatever the number of posts."""
+    open_posts = [
+        post
+        for post in posts
+        if post.status == PostStatus.in_review and post.review_step is not None
+    ]
+    votes = repository.open_votes(session, open_posts)
+    members_of: dict[uuid.UUID, dict[uuid.UUID, tuple[str, str]]] = {}
+    reviews = {}
+    for post in open_posts:
+        if post.brand_id not in members_of:
+            members_of[post.brand_id] = _brand_members(session, post.brand_id)
+        reviews[post.id] = _review(post, members_of[post.brand_id], votes.get(post.id, []))
+    return reviews
+
+
+def _review(
+    post: Post,
+    members: dict[uuid.UUID, tuple[str, str]],
+    votes: Sequence[tuple[uuid.UUID | None, str]],
+) -> Review:
+    assert post.review_step is not None
+    step_index = post.review_step
+    step = post.review_steps[step_index]
+    eligible = _eligible(step, members)
     decided = {decider for decider, _kind in votes if decider is not None}
     return Review(
         step=step_index,
