@@ -263,7 +263,6 @@ def _db(args: argparse.Namespace) -> None:
 
 @contextmanager
 def _admin_session() -> Iterator[Session]:
-    import app.models  # noqa: F401 - every table, for the foreign keys a command touches
     from app.db import Database
 
     database = Database(_settings().resolved_database_url)

@@ -11,6 +11,11 @@ from sqlmodel import Field, SQLModel
 
 from app.db import created_at_field, id_field
 
+# The tables this one's foreign keys name must be known wherever an entry is written
+# (the security log writes entries from code that never touches an engagement).
+from app.engagements import models as _engagement_tables  # noqa: F401
+from app.tenancy import models as _tenancy_tables  # noqa: F401
+
 
 class AuditEntry(SQLModel, table=True):
     """One entry of a chain. ``hash`` covers every other field, ``prev_hash`` included.
