@@ -21,6 +21,7 @@ them as just put again, which keeps them through the next collection.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -93,13 +94,12 @@ class FileSystemBlobStore:
 
     def put(self, sha256: str, source: BinaryIO) -> None:
         target = self.path_of(sha256)
-        try:
+        # Not stored yet: go on and write the bytes.
+        with contextlib.suppress(FileNotFoundError):
             # Same name, same bytes: nothing to write. The new time tells the collection
             # that a request is about to name these bytes (see delete_unless_put_since).
             os.utime(target)
             return
-        except FileNotFoundError:
-            pass
         self.tmp.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
         handle, temporary = tempfile.mkstemp(dir=self.tmp, prefix="put-")
